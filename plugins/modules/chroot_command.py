@@ -1,0 +1,299 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.builder contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chroot_command
+short_description: Run a command or manage packages inside an image root
+description:
+  - Runs a command inside an image root (chroot) with C(/proc), C(/sys), C(/dev), C(/dev/pts) and the build host's
+    C(resolv.conf) provided, and with daemons kept from starting (a C(policy-rc.d) that exits 101).
+  - Everything it sets up is torn down afterwards, deepest mount first, also when the command fails, when the module
+    is interrupted (SIGINT, SIGTERM, SIGHUP) and when a previous run was killed (left-over mounts under the root are
+    released before anything else).
+  - With O(packages), installs or purges Debian packages with apt inside the root; only what is missing (or present,
+    for purge) is touched, so a second run reports no change.
+version_added: 0.1.0
+author: osimage.builder contributors
+options:
+  root:
+    description: The image root directory.
+    type: path
+    required: true
+  cmd:
+    description: Shell command line, run with C(/bin/sh -c) inside the root. Mutually exclusive with O(argv).
+    type: str
+  argv:
+    description: Command as a list of arguments. Mutually exclusive with O(cmd).
+    type: list
+    elements: str
+  stdin:
+    description: Data passed to the command on standard input.
+    type: str
+  creates:
+    description: A path inside the root; when it exists the command is not run.
+    type: str
+  removes:
+    description: A path inside the root; when it does not exist the command is not run.
+    type: str
+  chdir:
+    description: Working directory inside the root.
+    type: str
+    default: /
+  environment:
+    description: Extra environment variables for the command.
+    type: dict
+    default: {}
+  packages:
+    description: Debian packages to install (O(state=present)) or purge (O(state=absent)) with apt inside the root.
+    type: list
+    elements: str
+    default: []
+  state:
+    description: With O(packages), whether they should be installed or purged.
+    type: str
+    choices: [present, absent]
+    default: present
+  install_recommends:
+    description: With O(packages), whether apt installs recommended packages.
+    type: bool
+    default: false
+  apt_cache_dir:
+    description:
+      - A build-host directory bind-mounted on the root's C(/var/cache/apt/archives) while apt runs, so that
+        downloaded packages are kept and reused between builds.
+    type: path
+  update_cache:
+    description: Run C(apt-get update) before installing (only when something has to be installed).
+    type: bool
+    default: true
+  mount_proc:
+    description: Mount C(/proc), C(/sys), C(/dev) and C(/dev/pts) inside the root.
+    type: bool
+    default: true
+  resolv_conf:
+    description: Put the build host's C(/etc/resolv.conf) in the root for the command, and restore the root's own after.
+    type: bool
+    default: true
+  policy_rc_d:
+    description: Keep daemons from starting (C(/usr/sbin/policy-rc.d) exiting 101) while the command runs.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - With O(packages), check mode reports exactly which packages would change.
+      - With a command, check mode runs nothing and reports a change unless O(creates)/O(removes) say it would be skipped.
+  diff_mode:
+    support: none
+notes:
+  - Needs root on the build host.
+seealso:
+  - module: osimage.builder.rootfs_bootstrap
+  - module: osimage.builder.release_mounts
+"""
+
+EXAMPLES = r"""
+- name: Install OpenSSH and rsyslog inside the image, reusing downloaded packages
+  osimage.builder.chroot_command:
+    root: /var/tmp/osimage/chroot
+    packages: [openssh-server, rsyslog]
+    apt_cache_dir: /var/cache/osimage/debs/debian-bookworm-amd64
+
+- name: Create the vcap user once
+  osimage.builder.chroot_command:
+    root: /var/tmp/osimage/chroot
+    cmd: useradd -m --uid 1000 vcap
+    creates: /home/vcap
+
+- name: Read the package list without changing anything
+  osimage.builder.chroot_command:
+    root: /var/tmp/osimage/chroot
+    argv: [dpkg-query, -W]
+  changed_when: false
+"""
+
+RETURN = r"""
+rc:
+  description: Exit status of the command (0 for a package operation).
+  returned: always
+  type: int
+stdout:
+  description: Standard output of the command.
+  returned: always
+  type: str
+stderr:
+  description: Standard error of the command.
+  returned: always
+  type: str
+skipped_reason:
+  description: Why the command was not run (O(creates) exists, O(removes) missing, packages already in state).
+  returned: when nothing ran
+  type: str
+packages_changed:
+  description: The packages installed or purged.
+  returned: with O(packages)
+  type: list
+  elements: str
+released:
+  description: Mounts left over from an earlier, killed run that were released first.
+  returned: always
+  type: list
+  elements: str
+commands:
+  description: The commands run, or in check mode the ones that would run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.osimage.builder.plugins.module_utils._debian import (
+    installed_names, invalid_packages, parse_dpkg_status)
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
+    Interrupted, chroot_mounts, release_under, restore_leftovers, signals_raise)
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}
+
+
+def inside(root, path):
+    return os.path.join(root, path.lstrip("/"))
+
+
+def installed_in(root):
+    try:
+        with open(inside(root, "/var/lib/dpkg/status")) as f:
+            return installed_names(parse_dpkg_status(f.read()))
+    except OSError:
+        return set()
+
+
+def package_plan(wanted, installed, state):
+    """The packages apt must act on: missing ones to install, present ones to purge."""
+    bare = [(w, w.split("=")[0].split(":")[0]) for w in wanted]
+    if state == "present":
+        return [w for w, name in bare if name not in installed]
+    return [name for _w, name in bare if name in installed]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            cmd=dict(type="str"),
+            argv=dict(type="list", elements="str"),
+            stdin=dict(type="str"),
+            creates=dict(type="str"),
+            removes=dict(type="str"),
+            chdir=dict(type="str", default="/"),
+            environment=dict(type="dict", default={}),
+            packages=dict(type="list", elements="str", default=[]),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            install_recommends=dict(type="bool", default=False),
+            apt_cache_dir=dict(type="path"),
+            update_cache=dict(type="bool", default=True),
+            mount_proc=dict(type="bool", default=True),
+            resolv_conf=dict(type="bool", default=True),
+            policy_rc_d=dict(type="bool", default=True),
+        ),
+        mutually_exclusive=[("cmd", "argv"), ("cmd", "packages"), ("argv", "packages")],
+        required_one_of=[("cmd", "argv", "packages")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    root = os.path.realpath(p["root"])
+    runner = CommandRunner(module)
+    result = dict(changed=False, rc=0, stdout="", stderr="", released=[], commands=runner.commands)
+
+    if not os.path.isdir(root) or not (os.path.exists(inside(root, "/bin/sh"))
+                                       or os.path.islink(inside(root, "/bin"))):
+        module.fail_json(msg="root=%s is not an image root (no /bin/sh inside); bootstrap it first "
+                             "with osimage.builder.rootfs_bootstrap" % p["root"])
+    if p["packages"]:
+        bad = invalid_packages(p["packages"])
+        if bad:
+            module.fail_json(msg="packages holds invalid package names: %s" % ", ".join(bad))
+
+    # Leftovers of a killed run come first: they are the reason mounts leak.
+    if not module.check_mode:
+        released, _loops = release_under(runner, root, detach_loops=False)
+        result["released"] = released + restore_leftovers(root)
+
+    if p["creates"] and os.path.lexists(inside(root, p["creates"])):
+        result["skipped_reason"] = "creates=%s exists in the root" % p["creates"]
+        module.exit_json(**result)
+    if p["removes"] and not os.path.lexists(inside(root, p["removes"])):
+        result["skipped_reason"] = "removes=%s does not exist in the root" % p["removes"]
+        module.exit_json(**result)
+
+    commands = []
+    env = dict(APT_ENV)
+    env.update({k: str(v) for k, v in p["environment"].items()})
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    chroot = ["chroot", root]
+    if p["packages"]:
+        todo = package_plan(p["packages"], installed_in(root), p["state"])
+        result["packages_changed"] = todo
+        if not todo:
+            result["skipped_reason"] = "packages already %s" % ("installed" if p["state"] == "present" else "absent")
+            module.exit_json(**result)
+        if p["state"] == "present":
+            if p["update_cache"]:
+                commands.append(chroot + ["apt-get", "update", "-q"])
+            install = ["apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef",
+                       "-o", "Dpkg::Options::=--force-confold"]
+            if not p["install_recommends"]:
+                install.append("--no-install-recommends")
+            commands.append(chroot + install + todo)
+        else:
+            commands.append(chroot + ["apt-get", "purge", "-y", "-q"] + todo)
+            commands.append(chroot + ["apt-get", "autoremove", "--purge", "-y", "-q"])
+        if not p["apt_cache_dir"]:
+            # With a cache dir the .debs live outside the image; without one, keep the image small.
+            commands.append(chroot + ["apt-get", "clean"])
+    elif p["cmd"] is not None:
+        commands.append(chroot + ["/bin/sh", "-c", "cd %s && %s" % (shlex.quote(p["chdir"]), p["cmd"])])
+    else:
+        commands.append(chroot + ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", p["chdir"]] + p["argv"])
+
+    if module.check_mode:
+        runner.commands.extend(shlex.join(c) for c in commands)
+        result["changed"] = True
+        module.exit_json(**result)
+
+    binds = {}
+    if p["packages"] and p["apt_cache_dir"]:
+        binds[p["apt_cache_dir"]] = "/var/cache/apt/archives"
+    what = "apt %s inside %s" % ("install" if p["state"] == "present" else "purge", root) \
+        if p["packages"] else "command inside %s" % root
+    try:
+        with signals_raise():
+            with chroot_mounts(runner, root, proc=p["mount_proc"], sys=p["mount_proc"], dev=p["mount_proc"],
+                               resolv_conf=p["resolv_conf"], policy_rc_d=p["policy_rc_d"], binds=binds):
+                for argv in commands:
+                    rc, out, err = runner.run(argv, what, env=env, data=p["stdin"], check=False)
+                    result.update(rc=rc, stdout=out, stderr=err)
+                    if rc != 0:
+                        break
+    except Interrupted as exc:
+        module.fail_json(msg="%s was interrupted (%s); all mounts were released" % (what, exc), **result)
+    if result["rc"] != 0:
+        hint = "check that the package names exist in the root's apt sources" if p["packages"] else None
+        runner.fail(what, argv, result["rc"], result["stdout"], result["stderr"], hint=hint,
+                    released=result["released"])
+    result["changed"] = True
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

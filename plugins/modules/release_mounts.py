@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.builder contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_mounts
+short_description: Release every mount and loop device a build left under a work directory
+description:
+  - Unmounts everything mounted at or below O(path), deepest first (lazily when a mount is busy), and detaches loop
+    devices whose backing file lives at or below O(path).
+  - Pipelines call it first, so a build that was killed (SIGKILL, a lost SSH connection, a power cut of the
+    controller) does not leave the next one stuck on stale mounts and loop devices.
+  - Files a killed C(chroot_command) left inside image roots under O(path) (C(resolv.conf), C(policy-rc.d)) are
+    restored too when O(roots) names them.
+version_added: 0.1.0
+author: osimage.builder contributors
+options:
+  path:
+    description: The work directory.
+    type: path
+    required: true
+  detach_loops:
+    description: Also detach loop devices backed by files under O(path).
+    type: bool
+    default: true
+  roots:
+    description: Image roots under O(path) whose temporary build files should be restored.
+    type: list
+    elements: path
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Clean up after a killed build
+  osimage.builder.release_mounts:
+    path: /var/tmp/osimage/work
+"""
+
+RETURN = r"""
+unmounted:
+  description: Mount points released (or that would be, in check mode), deepest first.
+  returned: always
+  type: list
+  elements: str
+detached:
+  description: Loop devices detached.
+  returned: always
+  type: list
+  elements: str
+restored:
+  description: Files restored inside image roots.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import release_under, restore_leftovers
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            detach_loops=dict(type="bool", default=True),
+            roots=dict(type="list", elements="path", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    path = os.path.realpath(module.params["path"])
+    if path == "/":
+        module.fail_json(msg="path=/ would release every mount of the build host; name the work directory")
+    runner = CommandRunner(module)
+    unmounted, detached = release_under(runner, path, detach_loops=module.params["detach_loops"],
+                                        dry_run=module.check_mode)
+    restored = []
+    if not module.check_mode:
+        for root in module.params["roots"]:
+            if os.path.isdir(root):
+                restored += restore_leftovers(root)
+    module.exit_json(changed=bool(unmounted or detached or restored), unmounted=unmounted,
+                     detached=detached, restored=restored)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.builder contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rootfs_archive
+short_description: Pack an image root into a reproducible tarball, or unpack one into a directory
+description:
+  - O(state=packed) packs the directory O(src) into the tarball O(dest) with GNU tar, keeping numeric ownership,
+    permissions, hard links, ACLs and extended attributes (file capabilities), with members sorted by name and
+    mtimes clamped to O(source_date_epoch), compressed without a name or timestamp in the header, so the same
+    tree always gives the same bytes. The tarball is streamed and hashed; it replaces O(dest) only when its sha256
+    differs, so a second run reports no change. In check mode the tarball is hashed but not written.
+  - O(state=unpacked) unpacks the tarball O(src) into the directory O(dest) (through a temporary directory beside it,
+    renamed into place when complete), and records the tarball's sha256 in C(<dest>.inputs.json); an unchanged
+    tarball is not unpacked again unless O(force=true).
+version_added: 0.1.0
+author: osimage.builder contributors
+options:
+  src:
+    description: Directory to pack (O(state=packed)) or tarball to unpack (O(state=unpacked)).
+    type: path
+    required: true
+  dest:
+    description: Tarball to write (O(state=packed)) or directory to create (O(state=unpacked)).
+    type: path
+    required: true
+  state:
+    description: Direction.
+    type: str
+    choices: [packed, unpacked]
+    default: packed
+  compression:
+    description: Compression of the tarball (O(state=packed)).
+    type: str
+    choices: [gzip, xz, zstd, none]
+    default: gzip
+  exclude:
+    description: Paths relative to O(src) to leave out (O(state=packed)), for example C(./var/cache/apt/archives/*.deb).
+    type: list
+    elements: str
+    default: []
+  source_date_epoch:
+    description: Clamp member mtimes to this UNIX time (O(state=packed)); unset keeps them as they are.
+    type: int
+  force:
+    description: Unpack again even when the tarball did not change (O(state=unpacked)); a fresh root each run.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Pack the OS image
+  osimage.builder.rootfs_archive:
+    src: /var/tmp/osimage/work/chroot
+    dest: /var/tmp/osimage/out/debian-bookworm-os-image.tgz
+    source_date_epoch: 1700000000
+
+- name: Unpack an OS image into a fresh stemcell root
+  osimage.builder.rootfs_archive:
+    src: /var/tmp/osimage/out/debian-bookworm-os-image.tgz
+    dest: /var/tmp/osimage/work/stemcell/chroot
+    state: unpacked
+    force: true
+"""
+
+RETURN = r"""
+artifact:
+  description: The tarball (O(state=packed)) or the source tarball (O(state=unpacked)) as path, size and sha256.
+  returned: always
+  type: dict
+  sample: {"path": "/var/tmp/osimage/out/debian-bookworm-os-image.tgz", "size": 212345678, "sha256": "ab12..."}
+commands:
+  description: The commands run (or that would run).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.osimage.builder.plugins.module_utils._digest import (
+    artifact, read_stamp, rebuild_reason, sha256_file, write_stamp)
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
+    mounts_under, read_mountinfo, signals_raise)
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+
+COMPRESSORS = {"gzip": (["pigz", "-n", "-6"], ["gzip", "-n", "-6"]),
+               "xz": (["xz", "-T0", "-6"],), "zstd": (["zstd", "-q", "-T0", "-19"],), "none": ()}
+
+
+def tar_create_argv(src, exclude, source_date_epoch):
+    argv = ["tar", "--create", "--file=-", "--directory=" + src, "--sort=name", "--numeric-owner",
+            "--xattrs", "--xattrs-include=*", "--acls", "--one-file-system",
+            # Drop atime/ctime from pax headers: they change on every read.
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"]
+    if source_date_epoch is not None:
+        argv += ["--mtime=@%d" % source_date_epoch, "--clamp-mtime"]
+    for pattern in exclude:
+        argv.append("--exclude=" + pattern)
+    argv.append(".")
+    return argv
+
+
+def pick_compressor(module, compression):
+    for argv in COMPRESSORS[compression]:
+        if module.get_bin_path(argv[0]):
+            return argv
+    if compression != "none":
+        module.fail_json(msg="compression=%s needs %s on the build host"
+                             % (compression, " or ".join(a[0] for a in COMPRESSORS[compression])))
+    return None
+
+
+def stream_pack(module, runner, tar_argv, comp_argv, out_path):
+    """Run tar | compressor, hash the stream and write it to out_path (None:
+    hash only). Returns the sha256 and size."""
+    runner.commands.append(shlex.join(tar_argv) + (" | " + shlex.join(comp_argv) if comp_argv else ""))
+    env = dict(os.environ, LC_ALL="C")
+    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    comp = None
+    stream = tar.stdout
+    if comp_argv:
+        comp = subprocess.Popen(comp_argv, stdin=tar.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        tar.stdout.close()
+        stream = comp.stdout
+    h = hashlib.sha256()
+    size = 0
+    out = open(out_path, "wb") if out_path else None
+    try:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            h.update(block)
+            size += len(block)
+            if out:
+                out.write(block)
+    finally:
+        if out:
+            out.close()
+    tar_err = tar.stderr.read().decode(errors="replace")
+    tar_rc = tar.wait()
+    if comp:
+        comp_err = comp.stderr.read().decode(errors="replace")
+        if comp.wait() != 0:
+            runner.fail("compress", comp_argv, comp.returncode, "", comp_err)
+    # tar exits 1 when a file changed while it was read; a root must be quiet while packed.
+    if tar_rc != 0:
+        runner.fail("pack image root", tar_argv, tar_rc, "", tar_err)
+    return h.hexdigest(), size
+
+
+def pack(module, runner, p):
+    src, dest = p["src"].rstrip("/"), p["dest"]
+    if not os.path.isdir(src):
+        module.fail_json(msg="src=%s is not a directory" % src)
+    busy = mounts_under(src, read_mountinfo())
+    if busy:
+        module.fail_json(msg="src=%s still has mounts (%s); release them first with osimage.builder.release_mounts"
+                             % (src, ", ".join(busy)))
+    dest_dir = os.path.dirname(dest) or "."
+    if not module.check_mode and not os.path.isdir(dest_dir):
+        os.makedirs(dest_dir)
+    if not module.check_mode and not os.access(dest_dir, os.W_OK):
+        module.fail_json(msg="dest=%s: directory %s is not writable" % (dest, dest_dir))
+    tar_argv = tar_create_argv(src, p["exclude"], p["source_date_epoch"])
+    comp_argv = pick_compressor(module, p["compression"])
+    old = sha256_file(dest) if os.path.isfile(dest) else None
+    if module.check_mode:
+        digest, size = stream_pack(module, runner, tar_argv, comp_argv, None)
+        return digest != old, {"path": dest, "size": size, "sha256": digest}
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=dest_dir)
+    os.close(fd)
+    try:
+        with signals_raise():
+            digest, size = stream_pack(module, runner, tar_argv, comp_argv, tmp)
+            if digest == old:
+                os.unlink(tmp)
+                return False, artifact(dest)
+            os.chmod(tmp, 0o644)
+            module.atomic_move(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True, {"path": dest, "size": size, "sha256": digest}
+
+
+def unpack(module, runner, p):
+    src, dest = p["src"], p["dest"].rstrip("/")
+    if not os.path.isfile(src):
+        module.fail_json(msg="src=%s does not exist; build it first" % src)
+    art = artifact(src)
+    inputs = {"src_sha256": art["sha256"]}
+    reason = "force=true" if p["force"] else rebuild_reason(read_stamp(dest), inputs, os.path.isdir(dest))
+    if reason is None:
+        return False, art
+    argv = ["tar", "--extract", "--file=" + src, "--numeric-owner", "--same-permissions", "--same-owner",
+            "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + dest]
+    if module.check_mode:
+        runner.commands.append(shlex.join(argv))
+        return True, art
+    busy = mounts_under(dest, read_mountinfo())
+    if busy:
+        module.fail_json(msg="dest=%s has mounts (%s); release them first with osimage.builder.release_mounts"
+                             % (dest, ", ".join(busy)))
+    parent = os.path.dirname(dest) or "."
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".%s.unpack-" % os.path.basename(dest), dir=parent)
+    try:
+        with signals_raise():
+            argv[-1] = "--directory=" + work
+            runner.run(argv, "unpack %s" % src)
+            os.chmod(work, 0o755)
+            if os.path.lexists(dest):
+                old = work + ".old"
+                os.rename(dest, old)
+                os.rename(work, dest)
+                shutil.rmtree(old)
+            else:
+                os.rename(work, dest)
+            write_stamp(dest, inputs)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return True, art
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            dest=dict(type="path", required=True),
+            state=dict(type="str", default="packed", choices=["packed", "unpacked"]),
+            compression=dict(type="str", default="gzip", choices=["gzip", "xz", "zstd", "none"]),
+            exclude=dict(type="list", elements="str", default=[]),
+            source_date_epoch=dict(type="int"),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    runner = CommandRunner(module)
+    runner.bin("tar", hint="install GNU tar on the build host")
+    if module.params["state"] == "packed":
+        changed, art = pack(module, runner, module.params)
+    else:
+        changed, art = unpack(module, runner, module.params)
+    module.exit_json(changed=changed, artifact=art, commands=runner.commands)
+
+
+if __name__ == "__main__":
+    main()

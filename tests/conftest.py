@@ -1,0 +1,97 @@
+"""Shared test helpers: run the collection's modules and playbooks for real,
+through ansible itself, and read their JSON results."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, "collections")
+BIN = os.path.dirname(sys.executable)
+
+# Make `ansible_collections.osimage.builder...` importable for unit tests.
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "PATH": BIN + os.pathsep + env.get("PATH", ""),
+    })
+    env.update(extra)
+    return env
+
+
+def _task_results(out):
+    data = json.loads(out[out.index("{"):])
+    results = []
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            for host, res in task["hosts"].items():
+                res = dict(res)
+                res["_task"] = task["task"]["name"]
+                results.append(res)
+    return data, results
+
+
+def run_module(module, args, check=False, timeout=900):
+    """Run osimage.builder.<module> on localhost; return its result dict."""
+    argv = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+            "-e", "ansible_python_interpreter=" + sys.executable,
+            "-m", "osimage.builder." + module, "-a", json.dumps(args)]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=timeout, cwd=REPO)
+    try:
+        _data, results = _task_results(proc.stdout)
+    except ValueError:
+        raise AssertionError("no JSON from ansible: rc=%s\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+    return results[-1]
+
+
+def run_playbook(playbook, extra_vars=None, inventory=None, timeout=3600, env=None):
+    """Run a playbook; return (rc, stats of localhost, task results)."""
+    argv = [os.path.join(BIN, "ansible-playbook"), playbook]
+    if inventory:
+        argv += ["-i", inventory]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(**(env or {})),
+                          timeout=timeout, cwd=REPO)
+    try:
+        data, results = _task_results(proc.stdout)
+    except ValueError:
+        raise AssertionError("no JSON from ansible-playbook: rc=%s\n%s\n%s"
+                             % (proc.returncode, proc.stdout[-5000:], proc.stderr[-5000:]))
+    stats = next(iter(data["stats"].values())) if data["stats"] else {}
+    return proc.returncode, stats, results
+
+
+def failed_msgs(results):
+    return [r.get("msg", "") for r in results if r.get("failed")]
+
+
+def mounts_under(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f
+                if line.split()[4] == path or line.split()[4].startswith(path.rstrip("/") + "/")]
+
+
+def loops_under(path):
+    out = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+                         capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if os.path.realpath(path) in line]
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chroot, mounts and loop devices")

@@ -1,0 +1,77 @@
+"""release_mounts, input_file and build_stamp against real mounts, loop
+devices and files."""
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import loops_under, mounts_under, needs_root, run_module
+
+pytestmark = [needs_root]
+
+
+def test_release_mounts_unmounts_deepest_first_and_detaches_loops(tmp_path):
+    work = tmp_path / "work"
+    (work / "mnt").mkdir(parents=True)
+    img = work / "disk.img"
+    subprocess.run(["truncate", "-s", "16M", str(img)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", str(img)], check=True)
+    dev = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    subprocess.run(["mount", dev, str(work / "mnt")], check=True)
+    (work / "mnt/proc").mkdir()
+    subprocess.run(["mount", "-t", "proc", "proc", str(work / "mnt/proc")], check=True)
+    check = run_module("release_mounts", {"path": str(work)}, check=True)
+    assert check["changed"] is True and check["unmounted"][0].endswith("/mnt/proc")
+    assert len(mounts_under(str(work))) == 2
+    res = run_module("release_mounts", {"path": str(work)})
+    assert res["changed"] is True
+    assert res["unmounted"] == [str(work / "mnt/proc"), str(work / "mnt")]
+    assert res["detached"] == [dev]
+    assert mounts_under(str(work)) == [] and loops_under(str(work)) == []
+    assert run_module("release_mounts", {"path": str(work)})["changed"] is False
+
+
+def test_release_mounts_refuses_root():
+    res = run_module("release_mounts", {"path": "/"})
+    assert res.get("failed") is True and "path=/" in res["msg"]
+
+
+def test_input_file_verifies_the_checksum(tmp_path):
+    src = tmp_path / "agent"
+    src.write_bytes(b"binary")
+    good = hashlib.sha256(b"binary").hexdigest()
+    dest = tmp_path / "cache/agent"
+    bad = run_module("input_file", {"src": str(src), "sha256": "0" * 64, "dest": str(dest)})
+    assert bad.get("failed") is True and "refusing to use it" in bad["msg"] and good in bad["msg"]
+    assert os.listdir(tmp_path / "cache") == []
+    first = run_module("input_file", {"src": "file://" + str(src), "sha256": good, "dest": str(dest), "mode": "0755"})
+    assert first["changed"] is True and first["artifact"]["sha256"] == good
+    assert oct(os.stat(dest).st_mode & 0o777) == "0o755"
+    assert run_module("input_file", {"src": str(src), "sha256": good, "dest": str(dest), "mode": "0755"})[
+        "changed"] is False
+    missing = run_module("input_file", {"src": str(tmp_path / "nope"), "sha256": good, "dest": str(tmp_path / "x")})
+    assert missing.get("failed") is True and "does not exist" in missing["msg"]
+    notsha = run_module("input_file", {"src": str(src), "sha256": "abc", "dest": str(tmp_path / "x")})
+    assert notsha.get("failed") is True and "sha256=abc is not a sha256" in notsha["msg"]
+
+
+def test_build_stamp_query_record_and_tamper(tmp_path):
+    art = tmp_path / "image.tgz"
+    extra = tmp_path / "packages.txt"
+    args = {"artifact": str(art), "outputs": [str(extra)], "inputs": {"suite": "bookworm", "n": 1}}
+    q = run_module("build_stamp", args)
+    assert q["changed"] is False and q["uptodate"] is False and q["reason"].startswith("missing:")
+    art.write_bytes(b"tgz")
+    extra.write_text("pkgs")
+    assert run_module("build_stamp", dict(args, state="present"), check=True)["changed"] is True
+    assert not os.path.exists(str(art) + ".inputs.json")
+    rec = run_module("build_stamp", dict(args, state="present"))
+    assert rec["changed"] is True
+    assert run_module("build_stamp", dict(args, state="present"))["changed"] is False
+    assert run_module("build_stamp", args)["uptodate"] is True
+    changed = run_module("build_stamp", dict(args, inputs={"suite": "bookworm", "n": 2}))
+    assert changed["uptodate"] is False and changed["reason"] == "inputs changed: n"
+    extra.write_text("tampered")
+    assert run_module("build_stamp", args)["reason"] == "modified since built: %s" % extra
