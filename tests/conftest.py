@@ -39,7 +39,7 @@ def _task_results(out):
         for task in play["tasks"]:
             for host, res in task["hosts"].items():
                 res = dict(res)
-                res["_task"] = task["task"]["name"]
+                res["_task"] = task["task"]["name"].split(" : ", 1)[-1]
                 results.append(res)
     return data, results
 

@@ -124,8 +124,8 @@ def main():
         if got != want:
             module.fail_json(msg="src=%s has sha256 %s, but sha256=%s was expected; refusing to use it"
                                  % (p["src"], got, want))
-        os.chmod(tmp, mode)
         module.atomic_move(tmp, dest)
+        os.chmod(dest, mode)  # atomic_move applies the umask to a new file
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -191,8 +191,8 @@ def pack(module, runner, p):
             if digest == old:
                 os.unlink(tmp)
                 return False, artifact(dest)
-            os.chmod(tmp, 0o644)
             module.atomic_move(tmp, dest)
+            os.chmod(dest, 0o644)  # atomic_move applies the umask to a new file
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

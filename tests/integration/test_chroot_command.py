@@ -87,9 +87,20 @@ def _start(image_root, cmd):
 
 
 def _pids(proc, pattern):
-    """Processes of this test's ansible run (its own process group) only."""
-    out = subprocess.run(["pgrep", "-g", str(proc.pid), "-f", pattern], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """Descendants of this test's ansible run whose command line has `pattern`
+    (ansible's workers start sessions of their own, so no process group)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(None, 2) for line in out.splitlines()]
+    children = {}
+    for pid, ppid, *args in rows:
+        children.setdefault(int(ppid), []).append((int(pid), args[0] if args else ""))
+    found, todo = [], [proc.pid]
+    while todo:
+        for pid, args in children.get(todo.pop(), []):
+            todo.append(pid)
+            if pattern in args and not args.startswith("/bin/sh"):
+                found.append(pid)
+    return found
 
 
 def test_ctrl_c_tears_everything_down(image_root):

@@ -1,0 +1,158 @@
+"""The os_image role end to end on this machine: a real build, a no-op
+re-run, the hardening of the result, bad input, a failing and an interrupted
+stage that leave no mounts."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import os_image_spec
+from tests.conftest import BIN, REPO, ansible_env, failed_msgs, mounts_under, needs_root, run_module, run_playbook
+
+pytestmark = [needs_root, pytest.mark.slow, pytest.mark.network]
+
+PLAYBOOK = os.path.join(REPO, "playbooks", "build-os-image.yml")
+FAIL_HOOK = os.path.join(REPO, "tests", "integration", "files", "fail_inside_chroot.yml")
+SLEEP_HOOK = os.path.join(REPO, "tests", "integration", "files", "sleep_inside_chroot.yml")
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    base = tmp_path_factory.mktemp("os_image")
+    dirs = {"osimage_work_dir": str(base / "work"), "osimage_output_dir": str(base / "output")}
+    rc, stats, results = run_playbook(PLAYBOOK, dirs)
+    assert rc == 0, failed_msgs(results)
+    return dirs, stats, results
+
+
+@pytest.fixture(scope="session")
+def unpacked(build, tmp_path_factory):
+    dirs = build[0]
+    root = str(tmp_path_factory.mktemp("unpacked") / "root")
+    os.makedirs(root)
+    subprocess.run(["tar", "-xzf", os.path.join(dirs["osimage_output_dir"], "debian-bookworm-os-image.tgz"),
+                    "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", root], check=True)
+    return root
+
+
+def test_the_build_writes_the_os_image_and_its_package_list(build):
+    dirs, stats, results = build
+    out = dirs["osimage_output_dir"]
+    assert sorted(os.listdir(out)) == ["debian-bookworm-os-image-packages.txt", "debian-bookworm-os-image.tgz",
+                                       "debian-bookworm-os-image.tgz.inputs.json"]
+    packages = open(os.path.join(out, "debian-bookworm-os-image-packages.txt")).read()
+    assert "ii  openssh-server " in packages and "ii  rsyslog " in packages
+    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
+    assert table[0] == "OS image debian-bookworm: built"
+    assert [row.split()[0] for row in table[1:29]] == [
+        "base_debootstrap", "base_ubuntu_firstboot", "base_apt", "base_ubuntu_build_essential",
+        "base_ubuntu_packages", "base_file_permission", "base_ssh", "bosh_sysstat", "bosh_environment",
+        "bosh_sysctl", "bosh_limits", "bosh_users", "bosh_monit", "bosh_ntp", "bosh_sudoers", "bosh_systemd",
+        "password_policies", "restrict_su_command", "tty_config", "rsyslog_config", "delay_monit_start",
+        "system_grub", "vim_tiny", "cron_config", "escape_ctrl_alt_del", "bosh_audit_ubuntu",
+        "bosh_log_audit_start", "clean_machine_id"]
+    assert mounts_under(dirs["osimage_work_dir"]) == []
+
+
+def test_a_second_run_changes_nothing(build):
+    dirs = build[0]
+    before = open(os.path.join(dirs["osimage_output_dir"], "debian-bookworm-os-image.tgz.inputs.json")).read()
+    rc, stats, results = run_playbook(PLAYBOOK, dirs)
+    assert rc == 0, failed_msgs(results)
+    assert stats["changed"] == 0, [r["_task"] for r in results if r.get("changed")]
+    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
+    assert table[0].startswith("OS image debian-bookworm: up to date, nothing to do")
+    assert open(os.path.join(dirs["osimage_output_dir"],
+                             "debian-bookworm-os-image.tgz.inputs.json")).read() == before
+
+
+@pytest.mark.parametrize("check", os_image_spec.CHECKS, ids=lambda c: c.__name__)
+def test_os_image_hardening(unpacked, check):
+    check(unpacked)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["rsyslogd", "-N", "1"], "version 8"),
+    (["visudo", "-c"], "parsed OK"),
+    (["sh", "-c", "mkdir -p /run/sshd && ssh-keygen -A >/dev/null && /usr/sbin/sshd -t && echo sshd-config-ok"], "sshd-config-ok"),
+])
+def test_configuration_is_accepted_by_the_programs_themselves(unpacked, argv, expect):
+    res = run_module("chroot_command", {"root": unpacked, "argv": argv})
+    assert res["rc"] == 0, res
+    assert expect in res["stdout"] + res["stderr"]
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ({"os_image_suite": "buster-nonsense"}, "os_image_suite=buster-nonsense is not a supported suite"),
+    ({"os_image_resume_from": "base_nothing"},
+     "os_image_resume_from=base_nothing is not a stage of the OS image; valid stage names: base_debootstrap,"),
+    ({"os_image_mirror": "http://127.0.0.1:9/debian", "os_image_suite": "trixie"},
+     "mirror=http://127.0.0.1:9/debian is not usable for suite=trixie"),
+    ({"os_image_extra_packages": ["no-such-package-osimage-builder"]}, "no-such-package-osimage-builder"),
+])
+def test_bad_input_fails_clearly_and_writes_no_output(tmp_path, extra, expect):
+    out = str(tmp_path / "output")
+    rc, stats, results = run_playbook(PLAYBOOK, dict(extra, osimage_output_dir=out,
+                                                     osimage_work_dir=str(tmp_path / "work")))
+    assert rc != 0
+    assert any(expect in m for m in failed_msgs(results)), failed_msgs(results)
+    assert not os.path.exists(out) or os.listdir(out) == []
+    assert mounts_under(str(tmp_path)) == []
+
+
+def test_output_dir_that_is_not_writable(tmp_path, readonly_dir):
+    rc, stats, results = run_playbook(PLAYBOOK, {"osimage_output_dir": readonly_dir,
+                                                 "osimage_work_dir": str(tmp_path / "work")})
+    assert rc != 0
+    assert any("os_image_output_dir=%s is not writable" % readonly_dir in m for m in failed_msgs(results))
+    assert os.listdir(readonly_dir) == []
+
+
+def test_a_failing_stage_leaves_no_mounts_and_says_how_to_resume(build, tmp_path):
+    dirs = build[0]
+    out = str(tmp_path / "output")
+    rc, stats, results = run_playbook(PLAYBOOK, {
+        "osimage_work_dir": dirs["osimage_work_dir"], "osimage_output_dir": out,
+        "os_image_resume_from": "bosh_sysstat", "os_image_post_stage_hooks": {"bosh_sysstat": FAIL_HOOK}})
+    assert rc != 0
+    msgs = failed_msgs(results)
+    assert any("OS image stage bosh_sysstat failed" in m and "os_image_resume_from=bosh_sysstat" in m
+               for m in msgs), msgs
+    assert mounts_under(dirs["osimage_work_dir"]) == []
+    assert os.listdir(out) == []
+
+
+def test_an_interrupted_build_leaves_no_mounts(build, tmp_path):
+    dirs = build[0]
+    argv = [os.path.join(BIN, "ansible-playbook"), PLAYBOOK, "-e", '{"osimage_work_dir": "%s", '
+            '"osimage_output_dir": "%s", "os_image_resume_from": "bosh_sysstat", '
+            '"os_image_post_stage_hooks": {"bosh_sysstat": "%s"}}' % (dirs["osimage_work_dir"], tmp_path, SLEEP_HOOK)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env=ansible_env(), start_new_session=True)
+    chroot = os.path.join(dirs["osimage_work_dir"], "os_image", "debian-bookworm-amd64", "chroot")
+    for _ in range(600):
+        if len(mounts_under(chroot)) >= 4:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the sleeping stage never mounted its chroot")
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    proc.wait(timeout=120)
+    for _ in range(50):
+        if not mounts_under(chroot):
+            break
+        time.sleep(0.2)
+    assert mounts_under(chroot) == []
+    assert not os.path.exists(os.path.join(chroot, "usr/sbin/policy-rc.d"))
+
+
+def test_the_local_inventory_playbook_is_what_the_readme_runs():
+    # The README's main command must name a playbook and inventory that exist.
+    readme = open(os.path.join(REPO, "README.md")).read()
+    assert "ansible-playbook playbooks/build-stemcell.yml" in readme
+    assert os.path.exists(os.path.join(REPO, "inventories", "local", "hosts.yml"))
+    assert sys.executable
