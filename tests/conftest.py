@@ -37,7 +37,7 @@ def _task_results(out):
     results = []
     for play in data["plays"]:
         for task in play["tasks"]:
-            for host, res in task["hosts"].items():
+            for res in task["hosts"].values():
                 res = dict(res)
                 res["_task"] = task["task"]["name"].split(" : ", 1)[-1]
                 results.append(res)
@@ -54,8 +54,9 @@ def run_module(module, args, check=False, timeout=900):
     proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=timeout, cwd=REPO)
     try:
         _data, results = _task_results(proc.stdout)
-    except ValueError:
-        raise AssertionError("no JSON from ansible: rc=%s\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+    except ValueError as exc:
+        raise AssertionError("no JSON from ansible: rc=%s\n%s\n%s"
+                             % (proc.returncode, proc.stdout, proc.stderr)) from exc
     return results[-1]
 
 
@@ -70,9 +71,9 @@ def run_playbook(playbook, extra_vars=None, inventory=None, timeout=3600, env=No
                           timeout=timeout, cwd=REPO)
     try:
         data, results = _task_results(proc.stdout)
-    except ValueError:
+    except ValueError as exc:
         raise AssertionError("no JSON from ansible-playbook: rc=%s\n%s\n%s"
-                             % (proc.returncode, proc.stdout[-5000:], proc.stderr[-5000:]))
+                             % (proc.returncode, proc.stdout[-5000:], proc.stderr[-5000:])) from exc
     stats = next(iter(data["stats"].values())) if data["stats"] else {}
     return proc.returncode, stats, results
 

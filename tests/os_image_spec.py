@@ -214,7 +214,8 @@ def check_rsyslog(root):
     assert 'global(processInternalMessages="on")' in read(root, "/etc/rsyslog.d/avoid-startup-deadlock.conf")
     syslog = user(root, "syslog")
     files = set()
-    for name in ["/etc/rsyslog.conf"] + ["/etc/rsyslog.d/" + n for n in os.listdir(os.path.join(root, "etc/rsyslog.d"))]:
+    confs = ["/etc/rsyslog.d/" + n for n in os.listdir(os.path.join(root, "etc/rsyslog.d"))]
+    for name in ["/etc/rsyslog.conf"] + confs:
         for line in read(root, name).splitlines():
             if "/var/log/" in line and not line.lstrip().startswith("#"):
                 files.add(line.split()[-1].lstrip("-"))
@@ -282,6 +283,14 @@ def check_monit(root):
     assert mode(root, "/var/vcap/bosh/etc/monitrc") == 0o700
     assert os.path.isfile(os.path.join(root, "var/vcap/monit/empty.monitrc"))
     assert os.access(os.path.join(root, "var/vcap/bosh/bin/monit"), os.X_OK)
+
+
+def check_runit(root):
+    """runit supervises the agent and monit; delay_monit_start keeps monit off until the agent ran."""
+    assert os.path.lexists(os.path.join(root, "etc/systemd/system/multi-user.target.wants/runit.service"))
+    start = read(root, "/usr/sbin/runsvdir-start")
+    assert "grep -c /var/vcap/data/sys/run` = x0 ] ; then rm -f /etc/service/monit ; fi" in start.splitlines()[1]
+    assert not os.path.lexists(os.path.join(root, "etc/service/ssh")), "sshd would run twice (runit and systemd)"
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -161,3 +161,59 @@ def parse_dpkg_status(text):
 
 def installed_names(packages):
     return {p["name"] for p in packages}
+
+
+def debootstrap_default_mirror(script_text, architecture):
+    """The archive debootstrap itself would use for a suite: the
+    `default_mirror` of its suite script, taking the current-release branch
+    (not old-releases) and the ports archive for non-x86 architectures."""
+    mirrors = re.findall(r"default_mirror\s+(\S+)", script_text)
+    current = [m for m in mirrors if "old-releases" not in m]
+    if architecture in ("amd64", "i386"):
+        picks = [m for m in current if "ports" not in m]
+    else:
+        picks = [m for m in current if "ports" in m]
+    return (picks or current or mirrors or [None])[0]
+
+
+def release_sha256(release_text, path):
+    """sha256 of `path` (for example main/binary-amd64/Packages.gz) in a
+    Release/InRelease file, or None."""
+    in_sha256 = False
+    for line in release_text.splitlines():
+        if line.startswith("SHA256:"):
+            in_sha256 = True
+            continue
+        if in_sha256:
+            if not line.startswith(" "):
+                in_sha256 = False
+                continue
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == path:
+                return parts[0]
+    return None
+
+
+def package_stanza(packages_text, name):
+    """Fields of a package's stanza in a Packages index (highest version
+    first is not needed: an archive suite has one per architecture)."""
+    for stanza in re.split(r"\n\s*\n", packages_text):
+        fields = {}
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") or ":" not in line:
+                continue
+            k, v = line.split(":", 1)
+            fields[k.strip()] = v.strip()
+        if fields.get("Package") == name:
+            return fields
+    return None
+
+
+def validsig_fingerprints(status_text):
+    """Primary-key fingerprints of good signatures in gpgv --status-fd output."""
+    fprs = []
+    for line in status_text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "[GNUPG:]" and parts[1] == "VALIDSIG":
+            fprs.append(parts[-1].upper())
+    return fprs

@@ -84,7 +84,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
-    artifact, inputs_digest, read_stamp, rebuild_reason, write_stamp)
+    artifact,
+    inputs_digest,
+    read_stamp,
+    rebuild_reason,
+    write_stamp,
+)
 
 
 def main():

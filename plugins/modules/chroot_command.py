@@ -88,7 +88,8 @@ attributes:
     support: partial
     details:
       - With O(packages), check mode reports exactly which packages would change.
-      - With a command, check mode runs nothing and reports a change unless O(creates)/O(removes) say it would be skipped.
+      - With a command, check mode runs nothing and reports a change unless O(creates) or O(removes)
+        say it would be skipped.
   diff_mode:
     support: none
 notes:
@@ -158,9 +159,17 @@ import shlex
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._debian import (
-    installed_names, invalid_packages, parse_dpkg_status)
+    installed_names,
+    invalid_packages,
+    parse_dpkg_status,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
-    Interrupted, chroot_mounts, release_under, restore_leftovers, signals_raise)
+    Interrupted,
+    chroot_mounts,
+    release_under,
+    restore_leftovers,
+    signals_raise,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}

@@ -96,9 +96,13 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
-    artifact, read_stamp, rebuild_reason, sha256_file, write_stamp)
-from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
-    mounts_under, read_mountinfo, signals_raise)
+    artifact,
+    read_stamp,
+    rebuild_reason,
+    sha256_file,
+    write_stamp,
+)
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import mounts_under, read_mountinfo, signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
 COMPRESSORS = {"gzip": (["pigz", "-n", "-6"], ["gzip", "-n", "-6"]),

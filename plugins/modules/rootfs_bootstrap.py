@@ -161,10 +161,22 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.osimage.builder.plugins.module_utils._debian import (
-    DEFAULT_KEYRINGS, distribution_of, host_mirror, invalid_packages, known_suites,
-    parse_dpkg_status, read_host_sources)
+    DEFAULT_KEYRINGS,
+    distribution_of,
+    host_mirror,
+    invalid_packages,
+    known_suites,
+    parse_dpkg_status,
+    read_host_sources,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
-    artifact, inputs_digest, read_stamp, rebuild_reason, sha256_file, write_stamp)
+    artifact,
+    inputs_digest,
+    read_stamp,
+    rebuild_reason,
+    sha256_file,
+    write_stamp,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import release_under, signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
@@ -193,7 +205,8 @@ def mmdebstrap_argv(p, target, mirror, status_out):
                  "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
                  "--setup-hook=sync-in " + shlex.quote(cache) + " /var/cache/apt/archives/",
                  "--customize-hook=sync-out /var/cache/apt/archives " + shlex.quote(cache),
-                 "--customize-hook=chroot \"$1\" apt-get clean"]
+                 # The image keeps no .deb: they live in the cache now.
+                 "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb"]
     argv.append("--customize-hook=copy-out /var/lib/dpkg/status " + shlex.quote(os.path.dirname(status_out)))
     argv += [p["suite"], target]
     if mirror:

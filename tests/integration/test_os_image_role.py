@@ -77,7 +77,8 @@ def test_os_image_hardening(unpacked, check):
 @pytest.mark.parametrize("argv,expect", [
     (["rsyslogd", "-N", "1"], "version 8"),
     (["visudo", "-c"], "parsed OK"),
-    (["sh", "-c", "mkdir -p /run/sshd && ssh-keygen -A >/dev/null && /usr/sbin/sshd -t && echo sshd-config-ok"], "sshd-config-ok"),
+    (["sh", "-c", "mkdir -p /run/sshd && ssh-keygen -A >/dev/null && /usr/sbin/sshd -t && echo sshd-config-ok"],
+     "sshd-config-ok"),
 ])
 def test_configuration_is_accepted_by_the_programs_themselves(unpacked, argv, expect):
     res = run_module("chroot_command", {"root": unpacked, "argv": argv})
@@ -156,3 +157,36 @@ def test_the_local_inventory_playbook_is_what_the_readme_runs():
     assert "ansible-playbook playbooks/build-stemcell.yml" in readme
     assert os.path.exists(os.path.join(REPO, "inventories", "local", "hosts.yml"))
     assert sys.executable
+
+
+def _ubuntu_archive_answers():
+    """debootstrap's own default mirror for jammy, as the role would use it."""
+    import urllib.request
+
+    from ansible_collections.osimage.builder.plugins.module_utils._debian import debootstrap_default_mirror
+    try:
+        with open("/usr/share/debootstrap/scripts/jammy") as f:
+            mirror = debootstrap_default_mirror(f.read(), "amd64")
+        urllib.request.urlopen(mirror + "/dists/jammy/InRelease", timeout=20).read(64)
+        return None
+    except Exception as exc:
+        return "Ubuntu's archive does not answer from this machine (%s)" % exc
+
+
+def test_ubuntu_jammy_os_image(tmp_path):
+    reason = _ubuntu_archive_answers()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "output"
+    rc, stats, results = run_playbook(PLAYBOOK, {"os_image_suite": "jammy", "osimage_output_dir": str(out),
+                                                 "osimage_work_dir": str(tmp_path / "work")})
+    assert rc == 0, failed_msgs(results)
+    keyring = next(r for r in results if r["_task"] == "Take Ubuntu's archive keyring from its keyring package")
+    assert keyring["fingerprints"] and keyring["artifact"]["sha256"]
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["tar", "-xzf", str(out / "ubuntu-jammy-os-image.tgz"), "--numeric-owner", "-C", str(root)],
+                   check=True)
+    assert "jammy" in (root / "etc/os-release").read_text()
+    assert os_image_spec.run_all(str(root)) == []
+    assert mounts_under(str(tmp_path)) == []

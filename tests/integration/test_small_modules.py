@@ -4,8 +4,6 @@ import hashlib
 import os
 import subprocess
 
-import pytest
-
 from tests.conftest import loops_under, mounts_under, needs_root, run_module
 
 pytestmark = [needs_root]

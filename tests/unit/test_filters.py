@@ -1,5 +1,9 @@
 from ansible_collections.osimage.builder.plugins.filter.build_report import (
-    artifact_row, format_missing, human_size, stage_row)
+    artifact_row,
+    format_missing,
+    human_size,
+    stage_row,
+)
 
 
 def test_stage_row():

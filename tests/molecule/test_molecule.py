@@ -1,0 +1,23 @@
+"""Molecule scenarios: a real SSH build host (sshd on the loopback address,
+paramiko), converge, idempotence, verify."""
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import BIN, REPO, needs_root
+
+pytestmark = [needs_root, pytest.mark.slow, pytest.mark.network]
+
+
+@pytest.mark.parametrize("scenario", sorted(
+    d for d in os.listdir(os.path.join(REPO, "molecule")) if os.path.exists(os.path.join(REPO, "molecule", d,
+                                                                                         "molecule.yml"))))
+def test_scenario(scenario):
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1",
+               PY_COLORS="0", NO_COLOR="1")
+    proc = subprocess.run([os.path.join(BIN, "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=3000)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-8000:]
+    assert "idempotence" in log and "failed=0" in log
