@@ -110,7 +110,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.osimage.builder.plugins.module_utils._debian import (
-    debootstrap_default_mirror, package_stanza, release_sha256, validsig_fingerprints)
+    debootstrap_default_mirror,
+    package_stanza,
+    release_sha256,
+    validsig_fingerprints,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
