@@ -67,22 +67,22 @@ def tree_digest(paths):
     return h.hexdigest()
 
 
-def stamp_path(artifact_path):
-    return artifact_path.rstrip("/") + ".inputs.json"
+def stamp_path(artifact_path, suffix=".inputs.json"):
+    return artifact_path.rstrip("/") + suffix
 
 
-def read_stamp(artifact_path):
+def read_stamp(artifact_path, suffix=".inputs.json"):
     try:
-        with open(stamp_path(artifact_path)) as f:
+        with open(stamp_path(artifact_path, suffix)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
 
 
-def write_stamp(artifact_path, inputs, outputs=None):
+def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json"):
     """Write the stamp atomically (temp file in the same directory, rename)."""
     record = {"inputs": inputs, "digest": inputs_digest(inputs), "outputs": outputs or {}}
-    target = stamp_path(artifact_path)
+    target = stamp_path(artifact_path, suffix)
     fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=os.path.dirname(target) or ".")
     try:
         with os.fdopen(fd, "w") as f:

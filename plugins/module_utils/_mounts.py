@@ -231,3 +231,50 @@ def restore_leftovers(root):
             os.unlink(path)
             restored.append(path)
     return restored
+
+
+@contextmanager
+def loop_device(runner, image, partitions=0):
+    """Attach `image` to a loop device and register its partitions with
+    partx (this machine's kernel has no partition table parser, so
+    `losetup -P` alone makes no p1). Yields (device, [partition devices]).
+    Everything mounted from it and the device itself are released on exit,
+    also on failure."""
+    _rc, out, _err = runner.run(["losetup", "--find", "--show", image], "attach %s to a loop device" % image)
+    dev = out.strip()
+    parts = []
+    try:
+        if partitions:
+            runner.run(["partx", "--add", dev], "register the partitions of %s" % dev, check=False)
+            parts = ["%sp%d" % (dev, i) for i in range(1, partitions + 1)]
+            for _ in range(100):
+                if all(os.path.exists(p) for p in parts):
+                    break
+                time.sleep(0.1)
+            else:
+                runner.module.fail_json(msg="partition devices %s did not appear after partx --add %s"
+                                            % (", ".join(parts), dev))
+        yield dev, parts
+    finally:
+        text = read_mountinfo()
+        for part in reversed(parts + [dev]):
+            for line in text.splitlines():
+                fields = line.split()
+                if len(fields) > 9 and fields[fields.index("-") + 2] == part:
+                    for point in mounts_under(_unescape(fields[4]), text):
+                        runner.run(["umount", point], "unmount", check=False, record=False)
+        if parts:
+            runner.run(["partx", "--delete", dev], "forget partitions", check=False, record=False)
+        runner.run(["losetup", "--detach", dev], "detach loop device", check=False, record=False)
+
+
+@contextmanager
+def mounted(runner, device, target, options=None):
+    """Mount a device for the duration; unmount (lazily if busy) on exit."""
+    os.makedirs(target, exist_ok=True)
+    argv = ["mount"] + (["-o", options] if options else []) + [device, target]
+    runner.run(argv, "mount %s" % device, record=False)
+    try:
+        yield target
+    finally:
+        release_under(runner, target, detach_loops=False)

@@ -31,6 +31,12 @@ options:
     type: list
     elements: path
     default: []
+  suffix:
+    description:
+      - Suffix of the stamp file beside the artifact. A pipeline whose last module keeps its own
+        C(.inputs.json) beside the same artifact uses another one.
+    type: str
+    default: .inputs.json
   state:
     description: V(query) to ask, V(present) to record.
     type: str
@@ -98,6 +104,7 @@ def main():
             artifact=dict(type="path", required=True),
             inputs=dict(type="dict", required=True),
             outputs=dict(type="list", elements="path", default=[]),
+            suffix=dict(type="str", default=".inputs.json"),
             state=dict(type="str", default="query", choices=["query", "present"]),
         ),
         supports_check_mode=True,
@@ -105,7 +112,9 @@ def main():
     p = module.params
     files = [p["artifact"]] + p["outputs"]
     missing = [f for f in files if not os.path.isfile(f)]
-    stamp = read_stamp(p["artifact"])
+    if not p["suffix"].startswith(".") or "/" in p["suffix"]:
+        module.fail_json(msg="suffix=%s must start with a dot and name no directory" % p["suffix"])
+    stamp = read_stamp(p["artifact"], p["suffix"])
     reason = rebuild_reason(stamp, p["inputs"], not missing)
     if missing and p["state"] == "present":
         module.fail_json(msg="cannot record a build whose outputs are missing: %s" % ", ".join(missing))
@@ -122,7 +131,8 @@ def main():
     if p["state"] == "present" and reason is not None:
         result["changed"] = True
         if not module.check_mode:
-            write_stamp(p["artifact"], p["inputs"], {"sha256": {a["path"]: a["sha256"] for a in arts}})
+            write_stamp(p["artifact"], p["inputs"], {"sha256": {a["path"]: a["sha256"] for a in arts}},
+                        suffix=p["suffix"])
         result.update(uptodate=True, reason=None)
     module.exit_json(**result)
 

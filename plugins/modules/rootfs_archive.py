@@ -86,15 +86,18 @@ commands:
   elements: str
 """
 
-import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.osimage.builder.plugins.module_utils._archive import (
+    pick_compressor,
+    stream_pack,
+    tar_create_argv,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
     read_stamp,
@@ -104,68 +107,6 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
 )
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import mounts_under, read_mountinfo, signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
-
-COMPRESSORS = {"gzip": (["pigz", "-n", "-6"], ["gzip", "-n", "-6"]),
-               "xz": (["xz", "-T0", "-6"],), "zstd": (["zstd", "-q", "-T0", "-19"],), "none": ()}
-
-
-def tar_create_argv(src, exclude, source_date_epoch):
-    argv = ["tar", "--create", "--file=-", "--directory=" + src, "--sort=name", "--numeric-owner",
-            "--xattrs", "--xattrs-include=*", "--acls", "--one-file-system",
-            # Drop atime/ctime from pax headers: they change on every read.
-            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"]
-    if source_date_epoch is not None:
-        argv += ["--mtime=@%d" % source_date_epoch, "--clamp-mtime"]
-    for pattern in exclude:
-        argv.append("--exclude=" + pattern)
-    argv.append(".")
-    return argv
-
-
-def pick_compressor(module, compression):
-    for argv in COMPRESSORS[compression]:
-        if module.get_bin_path(argv[0]):
-            return argv
-    if compression != "none":
-        module.fail_json(msg="compression=%s needs %s on the build host"
-                             % (compression, " or ".join(a[0] for a in COMPRESSORS[compression])))
-    return None
-
-
-def stream_pack(module, runner, tar_argv, comp_argv, out_path):
-    """Run tar | compressor, hash the stream and write it to out_path (None:
-    hash only). Returns the sha256 and size."""
-    runner.commands.append(shlex.join(tar_argv) + (" | " + shlex.join(comp_argv) if comp_argv else ""))
-    env = dict(os.environ, LC_ALL="C")
-    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    comp = None
-    stream = tar.stdout
-    if comp_argv:
-        comp = subprocess.Popen(comp_argv, stdin=tar.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        tar.stdout.close()
-        stream = comp.stdout
-    h = hashlib.sha256()
-    size = 0
-    out = open(out_path, "wb") if out_path else None
-    try:
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            h.update(block)
-            size += len(block)
-            if out:
-                out.write(block)
-    finally:
-        if out:
-            out.close()
-    tar_err = tar.stderr.read().decode(errors="replace")
-    tar_rc = tar.wait()
-    if comp:
-        comp_err = comp.stderr.read().decode(errors="replace")
-        if comp.wait() != 0:
-            runner.fail("compress", comp_argv, comp.returncode, "", comp_err)
-    # tar exits 1 when a file changed while it was read; a root must be quiet while packed.
-    if tar_rc != 0:
-        runner.fail("pack image root", tar_argv, tar_rc, "", tar_err)
-    return h.hexdigest(), size
 
 
 def pack(module, runner, p):
@@ -185,13 +126,13 @@ def pack(module, runner, p):
     comp_argv = pick_compressor(module, p["compression"])
     old = sha256_file(dest) if os.path.isfile(dest) else None
     if module.check_mode:
-        digest, size = stream_pack(module, runner, tar_argv, comp_argv, None)
+        digest, size = stream_pack(runner, tar_argv, comp_argv, None)
         return digest != old, {"path": dest, "size": size, "sha256": digest}
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=dest_dir)
     os.close(fd)
     try:
         with signals_raise():
-            digest, size = stream_pack(module, runner, tar_argv, comp_argv, tmp)
+            digest, size = stream_pack(runner, tar_argv, comp_argv, tmp)
             if digest == old:
                 os.unlink(tmp)
                 return False, artifact(dest)

@@ -1,5 +1,6 @@
 """Pure parts of the modules: argument building and plans."""
-from ansible_collections.osimage.builder.plugins.modules import chroot_command, rootfs_archive, rootfs_bootstrap
+from ansible_collections.osimage.builder.plugins.module_utils import _archive as rootfs_archive
+from ansible_collections.osimage.builder.plugins.modules import chroot_command, rootfs_bootstrap
 
 
 def params(**kw):
