@@ -129,6 +129,7 @@ members:
 """
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -240,7 +241,7 @@ def main():
     inputs = {k: p[k] for k in ("version", "infrastructure", "disk_format", "os_name", "os_distro", "disk_mb",
                                 "architecture", "api_version", "cloud_properties", "source_date_epoch")}
     inputs.update(hypervisor=hyp, image=image_digest, dpkg_status=sha256_file(status),
-                  dev_tools=dev_tools(p["root"]))
+                  dev_tools_sha256=hashlib.sha256(dev_tools(p["root"]).encode()).hexdigest())
     stamp = read_stamp(dest)
     reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, os.path.isfile(dest))
     if reason is None and stamp.get("outputs", {}).get("sha256") != sha256_file(dest):

@@ -124,7 +124,7 @@ def test_agent_with_a_wrong_sha256(stemcell, tmp_path):
     agent.write_bytes(b"#!/bin/sh\necho agent\n")
     out = str(tmp_path / "output")
     rc, stats, results = run_playbook(STEMCELL_ONLY, {
-        "osimage_work_dir": str(tmp_path / "work"), "osimage_output_dir": out,
+        "osimage_work_dir": stemcell[0]["osimage_work_dir"], "osimage_output_dir": out,
         "stemcell_os_image": _os_image(stemcell), "stemcell_agent_src": str(agent),
         "stemcell_agent_sha256": "0" * 64, "stemcell_resume_from": "bosh_go_agent"})
     assert rc != 0
