@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.builder contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: aci_image
+short_description: Build or validate an App Container Image (appc ACI)
+description:
+  - O(state=present) writes an ACI from O(rootfs) and O(manifest) (acKind, acVersion, name, labels, app,
+    annotations, dependencies). The manifest is validated against the appc spec first (AC Identifier and AC Name
+    rules, valid os/arch pairs, unique labels, the reserved label C(name), app user/group, absolute exec path and
+    working directory, port ranges, dependency image ids), with an error naming the field; nothing is written
+    for an invalid manifest.
+  - The tarball holds only C(manifest) and C(rootfs/), sorted, with numeric owners and mtimes clamped to
+    O(source_date_epoch), so the same inputs give the same bytes; it is compressed with gzip (no name or time in
+    the header), xz, or not at all, and replaces O(dest) only when its sha256 changes.
+  - Returns the image id, C(sha512-) and the hex sha512 of the uncompressed tar (appc spec).
+  - O(state=validated) checks an existing .aci (gzip, xz or plain) instead - duplicate entries, extra top-level
+    entries, path traversal, and the manifest rules - and reports its image id.
+version_added: 0.1.0
+author: osimage.builder contributors
+options:
+  dest:
+    description: The .aci file to write (O(state=present)) or to check (O(state=validated)).
+    type: path
+    required: true
+  state:
+    description: Build or validate.
+    type: str
+    choices: [present, validated]
+    default: present
+  rootfs:
+    description: Directory that becomes C(rootfs/) (O(state=present)).
+    type: path
+  manifest:
+    description: The image manifest (O(state=present)).
+    type: dict
+  compression:
+    description: Compression of the .aci.
+    type: str
+    choices: [gzip, xz, none]
+    default: gzip
+  source_date_epoch:
+    description: Upper bound for member mtimes.
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: A stage1 image
+  osimage.builder.aci_image:
+    dest: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci
+    rootfs: /var/tmp/osimage/work/stage1/rootfs
+    manifest:
+      acKind: ImageManifest
+      acVersion: 0.8.11
+      name: coreos.com/rkt/stage1-kvm
+      labels:
+        - {name: arch, value: amd64}
+        - {name: os, value: linux}
+        - {name: version, value: 1.30.0}
+
+- name: Check an ACI someone gave us
+  osimage.builder.aci_image:
+    dest: /tmp/some.aci
+    state: validated
+"""
+
+RETURN = r"""
+image_id:
+  description: sha512-<hex> of the uncompressed tar (appc spec image ID).
+  returned: success
+  type: str
+artifact:
+  description: The .aci as path, size and sha256.
+  returned: success
+  type: dict
+manifest:
+  description: The manifest (as written, or as read from the image).
+  returned: success
+  type: dict
+"""
+
+import gzip
+import json
+import lzma
+import os
+import shutil
+import tarfile
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.osimage.builder.plugins.module_utils._aci import (
+    build_tar, check_members, image_id, validate_manifest)
+from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
+
+
+def compress_file(src, dst, compression):
+    with open(src, "rb") as fin:
+        if compression == "gzip":
+            with open(dst, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
+                shutil.copyfileobj(fin, out, 1024 * 1024)
+        elif compression == "xz":
+            with lzma.open(dst, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64) as out:
+                shutil.copyfileobj(fin, out, 1024 * 1024)
+        else:
+            with open(dst, "wb") as out:
+                shutil.copyfileobj(fin, out, 1024 * 1024)
+
+
+def uncompressed_copy(path, dst):
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    opener = gzip.open if magic[:2] == b"\x1f\x8b" else (lzma.open if magic == b"\xfd7zXZ\x00" else open)
+    with opener(path, "rb") as fin, open(dst, "wb") as out:
+        shutil.copyfileobj(fin, out, 1024 * 1024)
+
+
+def validate(module, dest):
+    if not os.path.isfile(dest):
+        module.fail_json(msg="dest=%s does not exist" % dest)
+    work = tempfile.mkdtemp(prefix=".aci-check-")
+    try:
+        plain = os.path.join(work, "image.tar")
+        try:
+            uncompressed_copy(dest, plain)
+            with tarfile.open(plain) as tar:
+                members = tar.getmembers()
+                names = [m.name for m in members]
+                problems = check_members(names)
+                manifest = None
+                if not problems:
+                    entry = next(m for m in members if m.name.lstrip("./") == "manifest")
+                    try:
+                        manifest = json.loads(tar.extractfile(entry).read())
+                    except ValueError as exc:
+                        problems.append("manifest is not JSON: %s" % exc)
+                    else:
+                        problems += ["manifest: " + e for e in validate_manifest(manifest)]
+        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as exc:
+            module.fail_json(msg="dest=%s is not a readable ACI: %s" % (dest, exc))
+        if problems:
+            module.fail_json(msg="dest=%s is not a valid ACI: %s" % (dest, "; ".join(problems)), problems=problems)
+        module.exit_json(changed=False, image_id=image_id(plain), artifact=artifact(dest), manifest=manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            dest=dict(type="path", required=True),
+            state=dict(type="str", default="present", choices=["present", "validated"]),
+            rootfs=dict(type="path"),
+            manifest=dict(type="dict"),
+            compression=dict(type="str", default="gzip", choices=["gzip", "xz", "none"]),
+            source_date_epoch=dict(type="int", default=0),
+        ),
+        required_if=[("state", "present", ("rootfs", "manifest"))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["state"] == "validated":
+        validate(module, p["dest"])
+    errors = validate_manifest(p["manifest"])
+    if errors:
+        module.fail_json(msg="manifest is not a valid appc ImageManifest: %s" % "; ".join(errors), errors=errors)
+    if not os.path.isdir(p["rootfs"]):
+        module.fail_json(msg="rootfs=%s is not a directory" % p["rootfs"])
+    dest = p["dest"]
+    dest_dir = os.path.dirname(dest) or "."
+    os.makedirs(dest_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".aci-", dir=dest_dir)
+    try:
+        plain = os.path.join(work, "image.tar")
+        with open(plain, "wb") as out:
+            build_tar(out, p["rootfs"], p["manifest"], p["source_date_epoch"])
+        ident = image_id(plain)
+        packed = os.path.join(work, "image.aci")
+        compress_file(plain, packed, p["compression"])
+        digest = sha256_file(packed)
+        if os.path.isfile(dest) and sha256_file(dest) == digest:
+            module.exit_json(changed=False, image_id=ident, artifact=artifact(dest), manifest=p["manifest"])
+        if module.check_mode:
+            module.exit_json(changed=True, image_id=ident, manifest=p["manifest"],
+                             artifact={"path": dest, "size": os.path.getsize(packed), "sha256": digest})
+        module.atomic_move(packed, dest)
+        os.chmod(dest, 0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    module.exit_json(changed=True, image_id=ident, artifact=artifact(dest), manifest=p["manifest"])
+
+
+if __name__ == "__main__":
+    main()
