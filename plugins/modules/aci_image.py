@@ -101,7 +101,11 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._aci import (
-    build_tar, check_members, image_id, validate_manifest)
+    build_tar,
+    check_members,
+    image_id,
+    validate_manifest,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
 
 
