@@ -11,7 +11,7 @@ module: disk_image
 short_description: Build a bootable, partitioned raw disk image from an image root
 description:
   - Creates a raw disk image of O(size) with an msdos or gpt partition table, a root filesystem (ext4 or xfs) with
-    a given UUID and label populated from O(src) (hard links, ACLs, extended attributes and ownership kept:
+    a given UUID and label populated from O(src) (hard links, ACLs, extended attributes and ownership kept;
     C(mkfs.ext4 -d) for ext4, C(rsync -aHAX) for xfs), C(/etc/fstab) by UUID, and grub (i386-pc, or x86_64-efi
     with an EFI system partition filled with mtools) booting the newest kernel in C(/boot) with O(kernel_cmdline).
   - Optionally converts the image with C(qemu-img) to qcow2 (compat 0.10, as OpenStack wants), vmdk or vhd (fixed).
@@ -333,8 +333,15 @@ def main():
     tmp = os.path.join(dest_dir, ".%s.%s.tmp" % (os.path.basename(dest), os.path.basename(work)))
     converted = []
     try:
-        # Loop devices and mounts a killed run left on this work directory.
+        # Loop devices, mounts and half-written images a killed run left behind.
         release_under(runner, work_root)
+        for name in os.listdir(dest_dir):
+            if name.startswith(".%s." % os.path.basename(dest)) and ".tmp" in name:
+                os.unlink(os.path.join(dest_dir, name))
+        for name in os.listdir(work_root):
+            full = os.path.join(work_root, name)
+            if name.startswith(".disk_image-") and full != work:
+                shutil.rmtree(full, ignore_errors=True)
         with signals_raise():
             build(module, runner, p, tmp, parts, root_uuid, work)
             for fmt, out in sorted(outputs.items()):

@@ -190,3 +190,5 @@ def test_sigkill_during_image_create_then_the_next_run_completes(stemcell, tmp_p
     assert released["changed"] is True and released["detached"]
     assert loops_under(build) == [] and mounts_under(build) == []
     assert os.path.exists(os.path.join(out, NAME.replace("0000", "9999")))
+    disk_dir = os.path.join(build, "stemcell", "openstack-kvm-debian-bookworm")
+    assert [n for n in os.listdir(disk_dir) if n.startswith(".")] == [], "half-written files left behind"

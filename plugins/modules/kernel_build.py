@@ -1,0 +1,421 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.builder contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: kernel_build
+short_description: Build a Linux kernel from a source tarball or tree, configured from a base and fragments
+description:
+  - Builds C(bzImage) (and C(vmlinux) on request) from O(source), a C(.tar.xz)/C(.tar.gz) given as a path or URL
+    with its O(source_sha256), or an unpacked tree (Debian's C(linux-source-6.1) ships the tarball under
+    C(/usr/src)).
+  - Configuration starts from O(config) (V(defconfig), V(tinyconfig) or a config file), merges O(config_fragments)
+    and O(config_options) the kernel's own way (C(scripts/kconfig/merge_config.sh), then C(olddefconfig)), and is
+    checked afterwards; an option that was asked for but did not stick (misspelt, missing dependency) is an error
+    naming it.
+  - O(patches) are applied exactly once, to a fresh copy of the source keyed on the tarball and the patches, so
+    re-runs never fail or apply twice; a patch that does not apply is an error and leaves nothing behind.
+  - O(localversion), an embedded initramfs (C(CONFIG_INITRAMFS_SOURCE)), parallel jobs, ccache when present, and
+    reproducible build variables (C(KBUILD_BUILD_TIMESTAMP), C(KBUILD_BUILD_USER), C(KBUILD_BUILD_HOST)).
+  - The object tree is kept in O(build_dir), so a changed configuration rebuilds only what it must. The inputs
+    are recorded in C(<dest_dir>/bzImage.inputs.json); the same inputs do nothing, changed ones rebuild and the
+    result says which input changed. Outputs are written under temporary names and moved into place when complete.
+version_added: 0.1.0
+author: osimage.builder contributors
+options:
+  source:
+    description: Kernel source tarball (path or http/https/file URL) or an unpacked source tree.
+    type: str
+    required: true
+  source_sha256:
+    description: sha256 of the tarball; required for a tarball, unused for a tree.
+    type: str
+  build_dir:
+    description: Where the source is unpacked and the objects are kept between builds.
+    type: path
+    required: true
+  dest_dir:
+    description: Where C(bzImage), C(config), C(kernel.release) and the optional outputs go.
+    type: path
+    required: true
+  config:
+    description: Base configuration, V(defconfig), V(tinyconfig) or the path of a config file.
+    type: str
+    default: defconfig
+  config_fragments:
+    description: Config fragment files merged over the base, in order.
+    type: list
+    elements: path
+    default: []
+  config_options:
+    description: "Options merged last, as C({CONFIG_X: y|m|n|value})."
+    type: dict
+    default: {}
+  localversion:
+    description: CONFIG_LOCALVERSION, appended to the kernel release.
+    type: str
+    default: ""
+  patches:
+    description: Patch files (-p1) applied once to the source.
+    type: list
+    elements: path
+    default: []
+  initramfs_source:
+    description: A cpio archive or directory built into the kernel (CONFIG_INITRAMFS_SOURCE).
+    type: path
+  jobs:
+    description: Parallel make jobs (default the number of CPUs).
+    type: int
+  ccache:
+    description: Compile through ccache (V(auto) when it is installed).
+    type: str
+    choices: [auto, "yes", "no"]
+    default: auto
+  ccache_dir:
+    description: ccache's directory (default C(<build_dir>/ccache)).
+    type: path
+  vmlinux:
+    description: Also publish the uncompressed C(vmlinux).
+    type: bool
+    default: false
+  headers:
+    description: Publish the userspace API headers (C(make headers_install)) as C(<dest_dir>/headers).
+    type: bool
+    default: false
+  source_include:
+    description: Publish the kernel's own C(include/) tree as C(<dest_dir>/source/include).
+    type: bool
+    default: false
+  source_date_epoch:
+    description: The build timestamp baked into the kernel.
+    type: int
+    default: 1700000000
+  force:
+    description: Rebuild although the inputs did not change.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Needs make, gcc, bc, flex, bison, libelf-dev, libssl-dev (and ccache for cached builds) on the build host.
+"""
+
+EXAMPLES = r"""
+- name: A KVM guest kernel from Debian's linux-source-6.1
+  osimage.builder.kernel_build:
+    source: /usr/src/linux-source-6.1.tar.xz
+    source_sha256: "{{ linux_source_sha256 }}"
+    build_dir: /var/cache/osimage/kernel
+    dest_dir: /var/tmp/osimage/out/kernel
+    config: defconfig
+    config_fragments: [/path/to/kvm-guest.config]
+    config_options: {CONFIG_9P_FS: y, CONFIG_NET_9P_VIRTIO: y}
+    localversion: -stage1
+    headers: true
+"""
+
+RETURN = r"""
+bzimage:
+  description: The kernel image as path, size and sha256.
+  returned: success and not check mode
+  type: dict
+vmlinux:
+  description: The uncompressed kernel as path, size and sha256 (with O(vmlinux)).
+  returned: when requested
+  type: dict
+config_file:
+  description: The final configuration as path, size and sha256.
+  returned: success and not check mode
+  type: dict
+release:
+  description: The kernel release string (C(make kernelrelease)).
+  returned: success and not check mode
+  type: str
+headers_dir:
+  description: Installed API headers (with O(headers)).
+  returned: when requested
+  type: str
+source_include_dir:
+  description: The kernel's include tree (with O(source_include)).
+  returned: when requested
+  type: str
+rebuild_reason:
+  description: Why the kernel was (or would be) built; null when up to date.
+  returned: always
+  type: str
+ccache:
+  description: Whether ccache was used.
+  returned: always
+  type: bool
+commands:
+  description: Commands run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.osimage.builder.plugins.module_utils._digest import (
+    artifact,
+    read_stamp,
+    rebuild_reason,
+    sha256_file,
+    tree_digest,
+    write_stamp,
+)
+from ansible_collections.osimage.builder.plugins.module_utils._kconfig import (
+    build_env,
+    fragment_from_options,
+    missing_options,
+    parse_config,
+)
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import signals_raise
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+
+BASES = ("defconfig", "tinyconfig", "allnoconfig", "kvm_guest.config")
+
+
+def fetch_tarball(module, p, cache):
+    """The verified tarball: a local path, or a download kept in `cache` under its sha256."""
+    src = p["source"]
+    want = (p["source_sha256"] or "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", want):
+        module.fail_json(msg="source_sha256 is required for a tarball source and must be 64 hex digits")
+    if src.startswith("file://"):
+        src = src[len("file://"):]
+    if re.match(r"^https?://", src):
+        path = os.path.join(cache, "linux-%s.tar" % want[:16])
+        if not (os.path.isfile(path) and sha256_file(path) == want):
+            os.makedirs(cache, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(open_url(src, timeout=120), out)
+            except Exception as exc:
+                os.unlink(tmp)
+                module.fail_json(msg="source=%s could not be downloaded: %s" % (p["source"], exc))
+            os.rename(tmp, path)
+        src = path
+    if not os.path.isfile(src):
+        module.fail_json(msg="source=%s does not exist" % p["source"])
+    got = sha256_file(src)
+    if got != want:
+        module.fail_json(msg="source=%s has sha256 %s, not source_sha256=%s; refusing to build it"
+                             % (p["source"], got, want))
+    return src
+
+
+def prepare_source(module, runner, p, tarball, key):
+    """Unpack and patch once into build_dir/src-<key>; a tree with no
+    patches is used where it is."""
+    if tarball is None and not p["patches"]:
+        return p["source"]
+    src = os.path.join(p["build_dir"], "src-" + key)
+    if os.path.isfile(os.path.join(src, ".osimage-source-ready")):
+        return src
+    work = tempfile.mkdtemp(prefix=".src-", dir=p["build_dir"])
+    try:
+        if tarball:
+            runner.run(["tar", "-xf", tarball, "--strip-components=1", "-C", work], "unpack %s" % p["source"])
+        else:
+            runner.run(["cp", "-a", p["source"].rstrip("/") + "/.", work], "copy the source tree")
+        for patch in p["patches"]:
+            runner.run(["patch", "-p1", "--forward", "--batch", "-d", work, "-i", patch],
+                       "apply patch %s" % patch, hint="the patch does not apply to this kernel source")
+        open(os.path.join(work, ".osimage-source-ready"), "w").close()
+        if os.path.isdir(src):
+            shutil.rmtree(src)
+        os.rename(work, src)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return src
+
+
+def configure(module, runner, p, src, obj, env, make):
+    base = p["config"]
+    if base in BASES:
+        runner.run(make + [base], "make %s" % base, env=env)
+    else:
+        shutil.copyfile(base, os.path.join(obj, ".config"))
+        runner.run(make + ["olddefconfig"], "make olddefconfig", env=env)
+    options = dict(p["config_options"])
+    options["CONFIG_LOCALVERSION"] = '"%s"' % p["localversion"]
+    options["CONFIG_LOCALVERSION_AUTO"] = "n"
+    if p["initramfs_source"]:
+        options["CONFIG_BLK_DEV_INITRD"] = "y"
+        options["CONFIG_INITRAMFS_SOURCE"] = '"%s"' % p["initramfs_source"]
+    inline = os.path.join(obj, "osimage-options.config")
+    with open(inline, "w") as f:
+        f.write(fragment_from_options(options))
+    fragments = list(p["config_fragments"]) + [inline]
+    runner.run([os.path.join(src, "scripts/kconfig/merge_config.sh"), "-m", "-O", obj,
+                os.path.join(obj, ".config")] + fragments, "merge the config fragments", env=env)
+    runner.run(make + ["olddefconfig"], "make olddefconfig", env=env)
+    requested = {}
+    for frag in fragments:
+        with open(frag) as f:
+            requested.update(parse_config(f.read()))
+    with open(os.path.join(obj, ".config")) as f:
+        final = parse_config(f.read())
+    problems = missing_options(requested, final)
+    if problems:
+        module.fail_json(msg="config options asked for did not stick (unknown, misspelt or missing a dependency): "
+                             "%s" % ", ".join(problems), commands=runner.commands)
+
+
+def publish_file(module, src, dest):
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest))
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, dest)
+    return artifact(dest)
+
+
+def publish_dir(src_dir, dest):
+    tmp = tempfile.mkdtemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest))
+    shutil.rmtree(tmp)
+    shutil.copytree(src_dir, tmp, symlinks=True)
+    if os.path.isdir(dest):
+        shutil.rmtree(dest)
+    os.rename(tmp, dest)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type="str", required=True),
+            source_sha256=dict(type="str"),
+            build_dir=dict(type="path", required=True),
+            dest_dir=dict(type="path", required=True),
+            config=dict(type="str", default="defconfig"),
+            config_fragments=dict(type="list", elements="path", default=[]),
+            config_options=dict(type="dict", default={}),
+            localversion=dict(type="str", default=""),
+            patches=dict(type="list", elements="path", default=[]),
+            initramfs_source=dict(type="path"),
+            jobs=dict(type="int"),
+            ccache=dict(type="str", default="auto", choices=["auto", "yes", "no"]),
+            ccache_dir=dict(type="path"),
+            vmlinux=dict(type="bool", default=False),
+            headers=dict(type="bool", default=False),
+            source_include=dict(type="bool", default=False),
+            source_date_epoch=dict(type="int", default=1700000000),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = dict(module.params)
+    runner = CommandRunner(module)
+    if re.search(r"\s", p["localversion"]) or '"' in p["localversion"]:
+        module.fail_json(msg="localversion=%r may not hold spaces or quotes" % p["localversion"])
+    if p["config"] not in BASES and not os.path.isfile(p["config"]):
+        module.fail_json(msg="config=%s is neither one of %s nor an existing config file"
+                             % (p["config"], ", ".join(BASES)))
+    for key in ("config_fragments", "patches"):
+        for path in p[key]:
+            if not os.path.isfile(path):
+                module.fail_json(msg="%s: %s does not exist" % (key, path))
+    if p["initramfs_source"] and not os.path.exists(p["initramfs_source"]):
+        module.fail_json(msg="initramfs_source=%s does not exist" % p["initramfs_source"])
+
+    is_tree = os.path.isdir(p["source"])
+    if not is_tree and not re.match(r"^(https?|file)://", p["source"]) and not os.path.isfile(p["source"]):
+        module.fail_json(msg="source=%s is neither a source tree nor a tarball that exists" % p["source"])
+    os.makedirs(p["build_dir"], exist_ok=True)
+    tarball = None if is_tree else fetch_tarball(module, p, os.path.join(p["build_dir"], "downloads"))
+    source_id = ("tree:" + p["source"]) if is_tree else p["source_sha256"].lower()
+    patch_ids = [sha256_file(x) for x in p["patches"]]
+    key = hashlib.sha256(("%s|%s" % (source_id, ",".join(patch_ids))).encode()).hexdigest()[:16]
+
+    def content(path):
+        return sha256_file(path) if path and os.path.isfile(path) else (tree_digest([path]) if path else None)
+
+    inputs = {
+        "source": source_id, "patches": patch_ids,
+        "config": p["config"] if p["config"] in BASES else sha256_file(p["config"]),
+        "config_fragments": [sha256_file(x) for x in p["config_fragments"]],
+        "config_options": {k: str(v) for k, v in p["config_options"].items()},
+        "localversion": p["localversion"], "initramfs_source": content(p["initramfs_source"]),
+        "vmlinux": p["vmlinux"], "headers": p["headers"], "source_include": p["source_include"],
+        "source_date_epoch": p["source_date_epoch"],
+    }
+    dest_dir = p["dest_dir"]
+    bz = os.path.join(dest_dir, "bzImage")
+    outputs_present = os.path.isfile(bz) and os.path.isfile(os.path.join(dest_dir, "config"))
+    stamp = read_stamp(bz)
+    reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, outputs_present)
+    if reason is None and stamp.get("outputs", {}).get("bzimage", {}).get("sha256") != sha256_file(bz):
+        reason = "bzImage changed on disk since it was built"
+    use_ccache = p["ccache"] == "yes" or (p["ccache"] == "auto" and module.get_bin_path("ccache") is not None)
+    result = dict(changed=False, rebuild_reason=reason, ccache=use_ccache, commands=runner.commands)
+    if reason is None:
+        result.update(stamp["outputs"])
+        module.exit_json(**result)
+    if module.check_mode:
+        result["changed"] = True
+        module.exit_json(**result)
+
+    for prog in ("make", "gcc", "bc", "flex", "bison", "patch"):
+        runner.bin(prog, hint="install build-essential bc flex bison libelf-dev libssl-dev on the build host")
+    with signals_raise():
+        src = prepare_source(module, runner, p, tarball, key)
+        obj = os.path.join(p["build_dir"], "obj-" + key)
+        os.makedirs(obj, exist_ok=True)
+        env = build_env(p["source_date_epoch"])
+        make = ["make", "-C", src, "O=" + obj]
+        if use_ccache:
+            env["CCACHE_DIR"] = p["ccache_dir"] or os.path.join(p["build_dir"], "ccache")
+            env["CCACHE_BASEDIR"] = p["build_dir"]
+            make.append("CC=ccache gcc")
+        configure(module, runner, p, src, obj, env, make)
+        jobs = p["jobs"] or os.cpu_count() or 1
+        runner.run(make + ["-j%d" % jobs, "bzImage"], "build the kernel", env=env)
+        _rc, release, _err = runner.run(make + ["-s", "kernelrelease"], "read the kernel release", env=env)
+        release = release.strip().splitlines()[-1]
+        os.makedirs(dest_dir, exist_ok=True)
+        outputs = {"release": release}
+        outputs["config_file"] = publish_file(module, os.path.join(obj, ".config"), os.path.join(dest_dir, "config"))
+        if p["vmlinux"]:
+            outputs["vmlinux"] = publish_file(module, os.path.join(obj, "vmlinux"), os.path.join(dest_dir, "vmlinux"))
+        if p["headers"]:
+            staging = tempfile.mkdtemp(prefix=".headers-", dir=p["build_dir"])
+            try:
+                runner.run(make + ["headers_install", "INSTALL_HDR_PATH=" + staging], "install the API headers",
+                           env=env)
+                publish_dir(staging, os.path.join(dest_dir, "headers"))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            outputs["headers_dir"] = os.path.join(dest_dir, "headers")
+        if p["source_include"]:
+            os.makedirs(os.path.join(dest_dir, "source"), exist_ok=True)
+            publish_dir(os.path.join(src, "include"), os.path.join(dest_dir, "source", "include"))
+            outputs["source_include_dir"] = os.path.join(dest_dir, "source", "include")
+        with open(os.path.join(dest_dir, "kernel.release.tmp"), "w") as f:
+            f.write(release + "\n")
+        os.rename(os.path.join(dest_dir, "kernel.release.tmp"), os.path.join(dest_dir, "kernel.release"))
+        # bzImage last: its presence with a matching stamp means the whole set is complete.
+        outputs["bzimage"] = publish_file(module, os.path.join(obj, "arch/x86/boot/bzImage"), bz)
+        write_stamp(bz, inputs, outputs)
+    result.update(changed=True, **outputs)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""kernel_build for real on Debian's linux-source-6.1: a small kernel that
+boots a busybox initramfs made by the initramfs module, no rebuild on the
+same inputs, an incremental rebuild that names the changed input, and bad
+input that fails clearly with nothing published."""
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import REPO, needs_root, run_module
+from tests.integration.conftest import CACHE
+from tests.integration.test_initramfs_and_aci import MARKER, NODES
+
+pytestmark = [needs_root, pytest.mark.slow]
+
+SOURCE = "/usr/src/linux-source-6.1.tar.xz"
+FRAGMENT = os.path.join(REPO, "tests", "integration", "files", "kernel-boot.config")
+BUILD_DIR = os.path.join(CACHE, "kernel-build")
+
+
+@pytest.fixture(scope="session")
+def source_sha256():
+    if not os.path.exists(SOURCE):
+        pytest.skip("%s missing: apt-get install linux-source-6.1 (./osimage setup does)" % SOURCE)
+    h = hashlib.sha256()
+    with open(SOURCE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def args(dest, sha, **extra):
+    a = {"source": SOURCE, "source_sha256": sha, "build_dir": BUILD_DIR, "dest_dir": dest,
+         "config": "tinyconfig", "config_fragments": [FRAGMENT], "localversion": "-osimage-test",
+         "headers": True, "source_include": True, "vmlinux": True}
+    a.update(extra)
+    return a
+
+
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory, source_sha256):
+    dest = str(tmp_path_factory.mktemp("kernel") / "out")
+    res = run_module("kernel_build", args(dest, source_sha256), timeout=3000)
+    assert res.get("changed") is True, res.get("msg")
+    return dest, res
+
+
+@pytest.fixture(scope="session")
+def test_initramfs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("initramfs-root")
+    (root / "bin").mkdir()
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    (root / "init").write_text("#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox poweroff -f\n" % MARKER)
+    os.chmod(root / "init", 0o755)
+    img = str(tmp_path_factory.mktemp("initramfs") / "initramfs.cpio.gz")
+    run_module("initramfs", {"src": str(root), "dest": img, "device_nodes": NODES})
+    return img, str(root)
+
+
+def test_outputs(kernel):
+    dest, res = kernel
+    assert res["release"] == "6.1.%s-osimage-test" % res["release"].split(".")[2].split("-")[0]
+    assert open(os.path.join(dest, "kernel.release")).read().strip() == res["release"]
+    for key in ("bzimage", "vmlinux", "config_file"):
+        assert os.path.getsize(res[key]["path"]) == res[key]["size"] and len(res[key]["sha256"]) == 64
+    assert os.path.isfile(os.path.join(res["headers_dir"], "include", "linux", "types.h"))
+    assert os.path.isfile(os.path.join(res["source_include_dir"], "linux", "kernel.h"))
+    config = open(os.path.join(dest, "config")).read()
+    assert "CONFIG_SERIAL_8250_CONSOLE=y" in config and 'CONFIG_LOCALVERSION="-osimage-test"' in config
+
+
+def test_the_kernel_boots_the_initramfs(kernel, test_initramfs, tmp_path):
+    dest, _res = kernel
+    res = run_module("boot_test", {"kernel": os.path.join(dest, "bzImage"), "initrd": test_initramfs[0],
+                                   "append": "console=ttyS0", "expect": MARKER, "timeout": 120,
+                                   "console_log": str(tmp_path / "console.log")})
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["matched"] == MARKER
+
+
+def test_same_inputs_do_not_rebuild(kernel, source_sha256):
+    dest, first = kernel
+    again = run_module("kernel_build", args(dest, source_sha256))
+    assert again["changed"] is False and again["rebuild_reason"] is None
+    assert again["bzimage"]["sha256"] == first["bzimage"]["sha256"]
+    check = run_module("kernel_build", args(dest, source_sha256, config_options={"CONFIG_PRINTK_TIME": "y"}),
+                       check=True)
+    assert check["changed"] is True and check["rebuild_reason"] == "inputs changed: config_options"
+    assert run_module("kernel_build", args(dest, source_sha256))["changed"] is False
+
+
+def test_embedded_initramfs_rebuilds_and_boots(kernel, source_sha256, test_initramfs, tmp_path):
+    dest = str(tmp_path / "embedded")
+    res = run_module("kernel_build", args(dest, source_sha256, initramfs_source=test_initramfs[0],
+                                          headers=False, source_include=False, vmlinux=False), timeout=3000)
+    assert res.get("changed") is True, res.get("msg")
+    assert 'CONFIG_INITRAMFS_SOURCE="%s"' % test_initramfs[0] in open(os.path.join(dest, "config")).read()
+    boot = run_module("boot_test", {"kernel": os.path.join(dest, "bzImage"), "append": "console=ttyS0",
+                                    "expect": MARKER, "timeout": 120, "console_log": str(tmp_path / "c.log")})
+    assert boot.get("failed") is not True, boot.get("msg")
+
+
+def test_wrong_sha256(tmp_path):
+    res = run_module("kernel_build", args(str(tmp_path / "out"), "0" * 64))
+    assert res.get("failed") is True and "refusing to build it" in res["msg"]
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_option_that_does_not_exist(tmp_path, source_sha256):
+    res = run_module("kernel_build", args(str(tmp_path / "out"), source_sha256,
+                                          config_options={"CONFIG_OSIMAGE_NO_SUCH_OPTION": "y"}))
+    assert res.get("failed") is True
+    assert "did not stick" in res["msg"] and "CONFIG_OSIMAGE_NO_SUCH_OPTION=y" in res["msg"]
+    assert not os.path.exists(tmp_path / "out" / "bzImage")
+
+
+def test_a_patch_that_does_not_apply(tmp_path, source_sha256):
+    patch = tmp_path / "bad.patch"
+    patch.write_text("--- a/Makefile\n+++ b/Makefile\n@@ -1,3 +1,3 @@\n-NO SUCH LINE\n+OTHER\n context\n")
+    before = sorted(n for n in os.listdir(BUILD_DIR) if n.startswith("src-"))
+    res = run_module("kernel_build", args(str(tmp_path / "out"), source_sha256, patches=[str(patch)]),
+                     timeout=1200)
+    assert res.get("failed") is True and "apply patch %s failed" % patch in res["msg"]
+    assert sorted(n for n in os.listdir(BUILD_DIR) if n.startswith("src-")) == before
+    assert [n for n in os.listdir(BUILD_DIR) if n.startswith(".src-")] == []
+    assert not os.path.exists(tmp_path / "out" / "bzImage")
