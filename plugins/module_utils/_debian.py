@@ -138,10 +138,10 @@ def host_mirror(entries, distribution):
     return None
 
 
-def parse_dpkg_status(text):
-    """Installed packages in a dpkg status file: [{name, version,
-    architecture}], sorted by name then architecture."""
-    packages = []
+def control_stanzas(text):
+    """The stanzas of a Debian control-format file (dpkg status, Packages
+    index) as dicts of their single-line fields; continuation lines are
+    skipped."""
     for stanza in re.split(r"\n\s*\n", text):
         fields = {}
         for line in stanza.splitlines():
@@ -149,6 +149,14 @@ def parse_dpkg_status(text):
                 continue
             k, v = line.split(":", 1)
             fields[k.strip()] = v.strip()
+        yield fields
+
+
+def parse_dpkg_status(text):
+    """Installed packages in a dpkg status file: [{name, version,
+    architecture}], sorted by name then architecture."""
+    packages = []
+    for fields in control_stanzas(text):
         if fields.get("Package") and fields.get("Status", "").endswith(" installed") \
                 and fields.get("Status", "").startswith("install "):
             packages.append({
@@ -197,13 +205,7 @@ def release_sha256(release_text, path):
 def package_stanza(packages_text, name):
     """Fields of a package's stanza in a Packages index (highest version
     first is not needed: an archive suite has one per architecture)."""
-    for stanza in re.split(r"\n\s*\n", packages_text):
-        fields = {}
-        for line in stanza.splitlines():
-            if line[:1] in (" ", "\t") or ":" not in line:
-                continue
-            k, v = line.split(":", 1)
-            fields[k.strip()] = v.strip()
+    for fields in control_stanzas(packages_text):
         if fields.get("Package") == name:
             return fields
     return None
