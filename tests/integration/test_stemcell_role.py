@@ -103,7 +103,9 @@ def _os_image(stemcell):
      "BOSH has no openstack/xen stemcell in disk format raw"),
     ({"stemcell_infrastructure": "aws", "stemcell_hypervisor": "xen", "stemcell_disk_format": "qcow2"},
      "BOSH has no aws/xen stemcell in disk format qcow2"),
-    ({"stemcell_infrastructure": "vsphere"}, "stemcell_infrastructure=vsphere is not one BOSH builds"),
+    # argument_specs rejects it before the role runs.
+    ({"stemcell_infrastructure": "vsphere"},
+     "value of stemcell_infrastructure must be one of: openstack, aws, warden, got: vsphere"),
     ({"stemcell_os_image": "/nonexistent/debian-bookworm-os-image.tgz"},
      "stemcell_os_image=/nonexistent/debian-bookworm-os-image.tgz: no OS image there"),
     ({"stemcell_resume_from": "image_nothing"}, "valid stage names: untar_base_os_image"),
