@@ -79,8 +79,10 @@ options:
     default: []
 attributes:
   check_mode:
-    support: full
-    details: A boot changes nothing (the disk runs on a snapshot), so it also runs in check mode.
+    support: partial
+    details: >-
+      In check mode nothing is booted and nothing is written (no console log, no KVM probe verdict); the inputs are
+      checked and the qemu command that would run is returned as RV(command).
   diff_mode:
     support: none
 """
@@ -140,10 +142,13 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import Interrupted, signals_raise
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+
+QEMU = "qemu-system-x86_64"
 
 
-def qemu_argv(p, accel):
-    argv = ["qemu-system-x86_64", "-accel", accel, "-m", str(p["memory_mb"]), "-smp", str(p["cpus"]),
+def qemu_argv(p, accel, qemu=QEMU):
+    argv = [qemu, "-accel", accel, "-m", str(p["memory_mb"]), "-smp", str(p["cpus"]),
             "-display", "none", "-monitor", "none", "-serial", "file:" + p["console_log"], "-no-reboot",
             "-nic", "none"]
     if accel == "kvm":
@@ -157,12 +162,12 @@ def qemu_argv(p, accel):
     return argv + p["qemu_args"]
 
 
-def boot(module, p, accel, timeout):
+def boot(module, p, accel, timeout, qemu):
     """Run qemu until `expect` shows up on the console; (seconds, line) or
     (None, reason). qemu is always stopped."""
     if os.path.exists(p["console_log"]):
         os.unlink(p["console_log"])
-    argv = qemu_argv(p, accel)
+    argv = qemu_argv(p, accel, qemu)
     pattern = re.compile(p["expect"])
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -196,8 +201,8 @@ def boot(module, p, accel, timeout):
                 proc.wait()
 
 
-def probe_key(module):
-    _rc, out, _err = module.run_command(["qemu-system-x86_64", "--version"])
+def probe_key(runner):
+    _rc, out, _err = runner.run([QEMU, "--version"], "read qemu's version")
     return "%s|%s" % (platform.release(), out.splitlines()[0] if out else "")
 
 
@@ -263,8 +268,13 @@ def main():
         re.compile(p["expect"])
     except re.error as exc:
         module.fail_json(msg="expect=%s is not a regular expression: %s" % (p["expect"], exc))
-    if not module.get_bin_path("qemu-system-x86_64"):
-        module.fail_json(msg="qemu-system-x86_64 not found; install qemu-system-x86 on the build host")
+    runner = CommandRunner(module)
+    qemu = runner.bin(QEMU)
+    if module.check_mode:
+        accel = "tcg" if p["accel"] == "auto" else p["accel"]
+        module.exit_json(changed=False, skipped_boot=True, accel=accel, console_log=p["console_log"],
+                         command=shlex.join(qemu_argv(p, accel)),
+                         msg="check mode: not booted (a boot test writes its console log)")
     os.makedirs(os.path.dirname(p["console_log"]) or ".", exist_ok=True)
 
     probe = {"verdict": "absent", "cached": False}
@@ -272,11 +282,11 @@ def main():
     if accel == "auto":
         accel = "tcg"
         if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
-            key = probe_key(module)
+            key = probe_key(runner)
             verdict = read_verdict(p["kvm_probe_cache"], key)
             probe = {"verdict": verdict, "cached": verdict is not None, "key": key}
             if verdict is None:
-                seconds, line, why = boot(module, p, "kvm", min(p["kvm_probe_timeout"], p["timeout"]))
+                seconds, line, why = boot(module, p, "kvm", min(p["kvm_probe_timeout"], p["timeout"]), qemu)
                 verdict = "works" if seconds is not None else "unusable"
                 write_verdict(p["kvm_probe_cache"], key, verdict)
                 probe.update(verdict=verdict, reason=why)
@@ -285,7 +295,7 @@ def main():
                                      console_log=p["console_log"], command=shlex.join(qemu_argv(p, "kvm")))
             if verdict == "works":
                 accel = "kvm"
-    seconds, line, why = boot(module, p, accel, p["timeout"])
+    seconds, line, why = boot(module, p, accel, p["timeout"], qemu)
     command = shlex.join(qemu_argv(p, accel))
     if seconds is None:
         module.fail_json(msg="boot test failed under %s: %s; console log %s ends with:\n%s"

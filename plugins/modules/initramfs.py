@@ -75,13 +75,13 @@ import hashlib
 import io
 import lzma
 import os
-import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._cpio import entries, write_newc
 from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
+from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
 
 def compress(module, data, compression):
@@ -95,13 +95,9 @@ def compress(module, data, compression):
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
                              filters=[{"id": lzma.FILTER_LZMA2, "preset": 6}])
     if compression == "zstd":
-        zstd = module.get_bin_path("zstd")
-        if not zstd:
-            module.fail_json(msg="compression=zstd needs zstd on the build host")
-        proc = subprocess.run([zstd, "-q", "-19", "-c"], input=data, capture_output=True)
-        if proc.returncode != 0:
-            module.fail_json(msg="zstd failed: %s" % proc.stderr.decode(errors="replace"))
-        return proc.stdout
+        _rc, out, _err = CommandRunner(module).run(["zstd", "-q", "-19", "-c"], "compress with zstd (compression=zstd)",
+                                                   data=data, binary_data=True, encoding=None)
+        return out
     return data
 
 

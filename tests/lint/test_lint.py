@@ -2,13 +2,19 @@
 profile) over roles, playbooks and molecule scenarios."""
 import os
 import subprocess
+import tempfile
 
 from tests.conftest import BIN, REPO
+
+# A HOME of the linters' own: ansible-lint and ansible-doc also look in
+# ~/.ansible/collections, where a copy of this collection installed earlier
+# (by hand, or by a tool run elsewhere) would shadow the checkout.
+LINT_HOME = tempfile.mkdtemp(prefix="osimage-lint-home-")
 
 
 def run(argv):
     # The checkout's own collection, never a copy installed elsewhere.
-    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1",
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1", HOME=LINT_HOME,
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "collections"))
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 

@@ -19,4 +19,7 @@ def test_human_size_and_artifact_row():
 
 
 def test_format_missing():
-    assert format_missing({"name": "qemu-img", "package": "qemu-utils"}) == "qemu-img not found (install qemu-utils)"
+    # The build_host role's list uses the modules' own wording, from the one table.
+    assert format_missing("qemu-img") == "qemu-img not found on the build host (Debian package: qemu-utils)"
+    assert format_missing({"name": "grub-install"}) == \
+        "grub-install not found on the build host (Debian package: grub2-common)"
