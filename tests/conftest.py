@@ -44,14 +44,16 @@ def _task_results(out):
     return data, results
 
 
-def run_module(module, args, check=False, timeout=900):
-    """Run osimage.builder.<module> on localhost; return its result dict."""
+def run_module(module, args, check=False, timeout=900, env=None):
+    """Run osimage.builder.<module> on localhost; return its result dict.
+    `env` overrides variables of the module's environment (PATH, ...)."""
     argv = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
             "-e", "ansible_python_interpreter=" + sys.executable,
             "-m", "osimage.builder." + module, "-a", json.dumps(args)]
     if check:
         argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), timeout=timeout, cwd=REPO)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(**(env or {})), timeout=timeout,
+                          cwd=REPO)
     try:
         _data, results = _task_results(proc.stdout)
     except ValueError as exc:
@@ -96,3 +98,17 @@ def loops_under(path):
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chroot, mounts and loop devices")
+
+
+def _ubuntu_archive_answers():
+    """debootstrap's own default mirror for jammy, as the role would use it."""
+    import urllib.request
+
+    from ansible_collections.osimage.builder.plugins.module_utils._debian import debootstrap_default_mirror
+    try:
+        with open("/usr/share/debootstrap/scripts/jammy") as f:
+            mirror = debootstrap_default_mirror(f.read(), "amd64")
+        urllib.request.urlopen(mirror + "/dists/jammy/InRelease", timeout=20).read(64)
+        return None
+    except Exception as exc:
+        return "Ubuntu's archive does not answer from this machine (%s)" % exc

@@ -11,17 +11,30 @@ module: archive_keyring
 short_description: Take a distribution's archive keyring from its own keyring package, verified
 description:
   - For a suite whose archive keyring the build host does not have (Ubuntu on a Debian build host), fetches the
-    suite's C(InRelease), the C(Packages) index and the keyring package from the archive and extracts the keyring.
-  - Trust comes from O(fingerprints), the published fingerprints of the archive signing keys. The chain is checked
-    end to end before anything is written; the keyring must hold every pinned key, C(InRelease) must carry a good
-    signature by one of them (gpgv, checked with the extracted keyring), the C(Packages) index must have the
-    sha256 C(InRelease) lists, and the package the sha256 the index lists.
-  - An existing O(dest) that holds the pinned keys is kept as it is.
+    suite's C(InRelease), the C(Packages) index and the keyring package from the archive and takes the archive
+    signing keys from the package.
+  - Trust comes from O(fingerprints), the published fingerprints of the archive signing keys, and from nothing
+    else. The chain is checked end to end before anything is written. C(InRelease) must be one clear-signed
+    message and nothing more (unsigned text before C(-----BEGIN PGP SIGNED MESSAGE-----) or after
+    C(-----END PGP SIGNATURE-----) is refused, because gpgv vouches only for the signed part). It must carry a
+    good signature by a pinned key, and only the text gpgv verified (C(gpgv --output)) is read. That Release must
+    name the suite asked for in its C(Suite) or C(Codename) field and, when it has a C(Valid-Until), must not have
+    expired (apt's own checks). The C(Packages) index must have the sha256 the Release lists, the package the
+    sha256 the index lists, and the package's keyring must hold every pinned key.
+  - O(dest) receives exactly the pinned keys, exported by fingerprint from the package's keyring into a fresh
+    keyring (written to a temporary name beside O(dest), then moved into place). Other keys the package holds are
+    left out.
+  - An existing O(dest) is kept only when it holds exactly the pinned keys, each once, and nothing else (it must
+    be what exporting the pinned keys from it gives, byte for byte). Any other O(dest), one with an extra key for
+    example, is rebuilt from the archive, and RV(reason) says why.
+  - In check mode the archive is still fetched and the whole chain checked in a private temporary directory;
+    only O(dest) is left as it is.
 version_added: 0.1.0
 author: osimage.builder contributors
 options:
   suite:
-    description: Suite codename, for example V(jammy).
+    description:
+      - Suite codename, for example V(jammy). The Release must name it as its C(Suite) or its C(Codename).
     type: str
     required: true
   mirror:
@@ -44,7 +57,8 @@ options:
     type: str
     default: usr/share/keyrings/ubuntu-archive-keyring.gpg
   fingerprints:
-    description: Fingerprints of the archive signing keys (40 hex digits, spaces allowed).
+    description:
+      - Fingerprints of the archive signing keys (40 hex digits, spaces allowed). O(dest) holds exactly these keys.
     type: list
     elements: str
     required: true
@@ -81,34 +95,55 @@ path:
   returned: always
   type: str
 fingerprints:
-  description: Fingerprints of the primary keys in the keyring.
-  returned: success and not check mode
+  description: Fingerprints of the primary keys in O(dest) (or that would be written, in check mode); exactly the
+    pinned ones.
+  returned: success
   type: list
   elements: str
 signed_by:
-  description: Fingerprint of the key whose signature on InRelease was checked.
-  returned: when the keyring was fetched
+  description: Fingerprint of the pinned key whose signature on InRelease was checked.
+  returned: when the archive was fetched
+  type: str
+reason:
+  description:
+    - Why the keyring was fetched, for example V(dest does not exist) or C(dest holds keys that are not pinned) followed
+      by their fingerprints.
+  returned: when the archive was fetched
   type: str
 mirror:
   description: The archive used.
   returned: always
   type: str
+commands:
+  description: The commands run (gpg, gpgv, dpkg-deb), in order.
+  returned: always
+  type: list
+  elements: str
 artifact:
   description: The keyring as path, size and sha256.
   returned: success and not check mode
   type: dict
 """
 
+import contextlib
+import datetime
 import gzip
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+import zlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.osimage.builder.plugins.module_utils._archive_trust import (
+    clearsigned_problem,
+    keyring_difference,
+    primary_fingerprints,
+    release_problem,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._debian import (
     debootstrap_default_mirror,
     package_stanza,
@@ -119,32 +154,151 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import art
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
 
-def keyring_fingerprints(runner, path):
-    """Primary-key fingerprints of a keyring, read with a throw-away GNUPGHOME."""
+@contextlib.contextmanager
+def gnupg_home():
+    """A throw-away GnuPG home. --no-autostart on every gpg call keeps
+    gpg-agent out of it: public keys need no agent."""
     home = tempfile.mkdtemp(prefix=".gnupg-")
     try:
-        _rc, out, _err = runner.run(["gpg", "--batch", "--no-options", "--with-colons", "--show-keys", path],
-                                    "read keyring %s" % path, env={"GNUPGHOME": home})
+        yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    fprs, primary = [], False
-    for line in out.splitlines():
-        f = line.split(":")
-        if f[0] == "pub":
-            primary = True
-        elif f[0] == "sub":
-            primary = False
-        elif f[0] == "fpr" and primary:
-            fprs.append(f[9].upper())
-            primary = False
-    return fprs
 
 
-def fetch(module, url, timeout):
+def gpg(home, *args):
+    return ["gpg", "--homedir", home, "--no-options", "--no-autostart", "--batch", "--quiet"] + list(args)
+
+
+def keyring_fingerprints(runner, path, check=True):
+    """Primary-key fingerprints of a keyring; None when gpg cannot read it
+    and check is false."""
+    with gnupg_home() as home:
+        rc, out, _err = runner.run(gpg(home, "--with-colons", "--show-keys", path),
+                                   "read keyring %s" % path, check=check)
+    return primary_fingerprints(out) if rc == 0 else None
+
+
+def export_keys(runner, keyring, fprs, out):
+    """Write to `out` a fresh keyring holding exactly the keys `fprs` of
+    `keyring`: import it into a throw-away home, export those fingerprints."""
+    with gnupg_home() as home:
+        runner.run(gpg(home, "--import", keyring), "import keyring %s" % keyring)
+        runner.run(gpg(home, "--yes", "--output", out, "--export", *fprs), "export the pinned keys")
+
+
+def dest_problem(runner, dest, pinned):
+    """Why an existing dest is not exactly the pinned keys, or None."""
+    if not os.path.isfile(dest):
+        return "dest does not exist"
+    have = keyring_fingerprints(runner, dest, check=False)
+    if have is None:
+        return "dest is not a keyring gpg can read"
+    diff = keyring_difference(have, pinned)
+    if diff:
+        return "dest " + diff
+    # Same primary keys is not enough: a subkey or user id packet added to a
+    # pinned key would ride along. What we write is `gpg --export` of the
+    # pinned keys, and exporting them again from it gives the same bytes.
+    work = tempfile.mkdtemp(prefix=".archive-keyring-")
     try:
-        return open_url(url, timeout=timeout).read()
+        again = os.path.join(work, "again.gpg")
+        export_keys(runner, dest, pinned, again)
+        with open(again, "rb") as a, open(dest, "rb") as d:
+            if a.read() != d.read():
+                return "dest holds more than the pinned keys' own packets"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+# Upper bounds on what is read into memory before it is verified: a mirror
+# that streams without end must not exhaust the build host. Generous against
+# the real files (an Ubuntu InRelease is a few hundred KiB, main's
+# Packages.gz a few MiB, ubuntu-keyring a few dozen KiB).
+MAX_INRELEASE = 16 << 20
+MAX_INDEX = 512 << 20
+MAX_DEB = 64 << 20
+
+
+def fetch(module, url, timeout, limit):
+    try:
+        with open_url(url, timeout=timeout) as response:
+            data = response.read(limit + 1)
     except Exception as exc:
         module.fail_json(msg="fetching %s failed: %s; check mirror= and the build host's network" % (url, exc))
+    if len(data) > limit:
+        module.fail_json(msg="%s is larger than %d MiB; refusing to read it, check mirror=" % (url, limit >> 20))
+    return data
+
+
+def verified_keyring(module, runner, mirror, pinned, work):
+    """Fetch InRelease, the Packages index and the keyring package, check the
+    chain, and write the pinned keys to work/pinned.gpg. Returns (path,
+    signed_by). Every failure is fail_json; nothing outside `work` is written."""
+    p = module.params
+    base = "%s/dists/%s" % (mirror, p["suite"])
+    inrelease = fetch(module, base + "/InRelease", p["timeout"], MAX_INRELEASE)
+    problem = clearsigned_problem(inrelease.decode("utf-8", "replace"))
+    if problem:
+        module.fail_json(msg="%s/InRelease is refused: %s. gpgv vouches only for the signed part, so nothing "
+                             "outside it may be read; check mirror= (and that nothing on the path rewrites it)"
+                             % (base, problem))
+    index_rel = "%s/binary-%s/Packages.gz" % (p["component"], p["architecture"])
+    index = fetch(module, "%s/%s" % (base, index_rel), p["timeout"], MAX_INDEX)
+    try:
+        stanza = package_stanza(gzip.decompress(index).decode("utf-8", "replace"), p["package"])
+    except (OSError, EOFError, zlib.error) as exc:
+        module.fail_json(msg="%s/%s is not a gzip file: %s" % (base, index_rel, exc))
+    if not stanza or not stanza.get("Filename") or not stanza.get("SHA256"):
+        module.fail_json(msg="package=%s is not in %s/%s (with Filename and SHA256)" % (p["package"], base, index_rel))
+    deb = os.path.join(work, "keyring.deb")
+    with open(deb, "wb") as f:
+        f.write(fetch(module, "%s/%s" % (mirror, stanza["Filename"]), p["timeout"], MAX_DEB))
+    if sha256_file(deb) != stanza["SHA256"]:
+        module.fail_json(msg="%s does not have the sha256 the Packages index lists" % stanza["Filename"])
+    # Unpacked before the chain is complete, into a private directory: the
+    # signing keys needed to check InRelease are in this package.
+    root = os.path.join(work, "root")
+    runner.run(["dpkg-deb", "-x", deb, root], "unpack %s" % p["package"])
+    keyring = os.path.join(root, p["keyring_path"])
+    # A symlink in the package must not make us read a file of the build host.
+    inside = os.path.realpath(keyring).startswith(os.path.realpath(root) + os.sep)
+    if not inside or not os.path.isfile(keyring):
+        module.fail_json(msg="keyring_path=%s is not a file in package %s" % (p["keyring_path"], p["package"]))
+    have = keyring_fingerprints(runner, keyring)
+    missing = [f for f in pinned if f not in have]
+    if missing:
+        module.fail_json(msg="the keyring in %s lacks the pinned keys %s; it holds %s"
+                             % (stanza["Filename"], missing, have))
+    exported = os.path.join(work, "pinned.gpg")
+    export_keys(runner, keyring, pinned, exported)
+    diff = keyring_difference(keyring_fingerprints(runner, exported), pinned)
+    if diff:
+        module.fail_json(msg="exporting the pinned keys from %s gave a keyring that %s" % (stanza["Filename"], diff))
+
+    signed, release = os.path.join(work, "InRelease"), os.path.join(work, "Release")
+    with open(signed, "wb") as f:
+        f.write(inrelease)
+    with gnupg_home() as home:
+        rc, status, err = runner.run(["gpgv", "--homedir", home, "--status-fd", "1", "--keyring", exported,
+                                      "--output", release, signed],
+                                     "check the signature of %s/InRelease" % base, check=False)
+    good = [f for f in validsig_fingerprints(status) if f in pinned]
+    if rc != 0 or not good:
+        module.fail_json(msg="%s/InRelease carries no good signature by a pinned key %s" % (base, pinned),
+                         rc=rc, stdout=status, stderr=err, commands=runner.commands)
+    # From here on only what gpgv verified is read.
+    with open(release, encoding="utf-8", errors="replace") as f:
+        verified = f.read()
+    problem = release_problem(verified, p["suite"], datetime.datetime.now(datetime.timezone.utc))
+    if problem:
+        module.fail_json(msg="%s/InRelease is refused: %s" % (base, problem))
+    want = release_sha256(verified, index_rel)
+    if not want:
+        module.fail_json(msg="%s/InRelease does not list %s in its signed SHA256 section" % (base, index_rel))
+    if hashlib.sha256(index).hexdigest() != want:
+        module.fail_json(msg="%s/%s does not have the sha256 InRelease lists" % (base, index_rel))
+    return exported, good[0]
 
 
 def main():
@@ -164,7 +318,11 @@ def main():
     )
     p = module.params
     runner = CommandRunner(module)
-    pinned = [re.sub(r"\s+", "", f).upper() for f in p["fingerprints"]]
+    pinned = []
+    for f in p["fingerprints"]:
+        f = re.sub(r"\s+", "", f).upper()
+        if f not in pinned:
+            pinned.append(f)
     bad = [f for f in pinned if not re.fullmatch(r"[0-9A-F]{40}", f)]
     if bad or not pinned:
         module.fail_json(msg="fingerprints holds values that are not OpenPGP v4 fingerprints: %s" % bad)
@@ -181,63 +339,35 @@ def main():
         if not mirror:
             module.fail_json(msg="suite=%s: no default mirror in %s; set mirror=" % (p["suite"], script))
     mirror = mirror.rstrip("/")
-    result = dict(changed=False, path=p["dest"], mirror=mirror)
+    dest = p["dest"]
+    if os.path.isdir(dest):
+        module.fail_json(msg="dest=%s is a directory; give the keyring's file name" % dest)
+    result = dict(changed=False, path=dest, mirror=mirror, commands=runner.commands)
 
-    if os.path.isfile(p["dest"]):
-        have = keyring_fingerprints(runner, p["dest"])
-        if set(pinned) <= set(have):
-            result.update(fingerprints=have, artifact=artifact(p["dest"]))
-            module.exit_json(**result)
-    if module.check_mode:
-        result["changed"] = True
+    reason = dest_problem(runner, dest, pinned)
+    if reason is None:
+        result.update(fingerprints=pinned, artifact=artifact(dest))
         module.exit_json(**result)
 
     work = tempfile.mkdtemp(prefix=".archive-keyring-")
     try:
-        base = "%s/dists/%s" % (mirror, p["suite"])
-        inrelease = fetch(module, base + "/InRelease", p["timeout"])
-        index_rel = "%s/binary-%s/Packages.gz" % (p["component"], p["architecture"])
-        want = release_sha256(inrelease.decode("utf-8", "replace"), index_rel)
-        if not want:
-            module.fail_json(msg="%s/InRelease does not list %s" % (base, index_rel))
-        index = fetch(module, "%s/%s" % (base, index_rel), p["timeout"])
-        if hashlib.sha256(index).hexdigest() != want:
-            module.fail_json(msg="%s/%s does not have the sha256 InRelease lists" % (base, index_rel))
-        stanza = package_stanza(gzip.decompress(index).decode("utf-8", "replace"), p["package"])
-        if not stanza:
-            module.fail_json(msg="package=%s is not in %s/%s" % (p["package"], base, index_rel))
-        deb = os.path.join(work, "keyring.deb")
-        with open(deb, "wb") as f:
-            f.write(fetch(module, "%s/%s" % (mirror, stanza["Filename"]), p["timeout"]))
-        if sha256_file(deb) != stanza.get("SHA256"):
-            module.fail_json(msg="%s does not have the sha256 the Packages index lists" % stanza["Filename"])
-        runner.run(["dpkg-deb", "-x", deb, os.path.join(work, "root")], "unpack %s" % p["package"])
-        keyring = os.path.join(work, "root", p["keyring_path"])
-        if not os.path.isfile(keyring):
-            module.fail_json(msg="keyring_path=%s is not in package %s" % (p["keyring_path"], p["package"]))
-        have = keyring_fingerprints(runner, keyring)
-        missing = [f for f in pinned if f not in have]
-        if missing:
-            module.fail_json(msg="the keyring in %s lacks the pinned keys %s; it holds %s"
-                                 % (stanza["Filename"], missing, have))
-        signed = os.path.join(work, "InRelease")
-        with open(signed, "wb") as f:
-            f.write(inrelease)
-        _rc, status, _err = runner.run(["gpgv", "--status-fd", "1", "--keyring", keyring, signed],
-                                       "check the signature of %s/InRelease" % base)
-        good = [f for f in validsig_fingerprints(status) if f in pinned]
-        if not good:
-            module.fail_json(msg="%s/InRelease carries no good signature by a pinned key" % base, stdout=status)
-        os.makedirs(os.path.dirname(p["dest"]) or ".", exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".keyring-", dir=os.path.dirname(p["dest"]) or ".")
-        os.close(fd)
-        shutil.copyfile(keyring, tmp)
-        os.chmod(tmp, 0o644)
-        module.atomic_move(tmp, p["dest"])
-        os.chmod(p["dest"], 0o644)
+        exported, signed_by = verified_keyring(module, runner, mirror, pinned, work)
+        result.update(changed=True, reason=reason, signed_by=signed_by, fingerprints=pinned)
+        if not module.check_mode:
+            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".keyring-", dir=os.path.dirname(dest) or ".")
+            os.close(fd)
+            try:
+                shutil.copyfile(exported, tmp)
+                os.chmod(tmp, 0o644)
+                module.atomic_move(tmp, dest)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            os.chmod(dest, 0o644)  # atomic_move applies the umask to a new file
+            result.update(fingerprints=keyring_fingerprints(runner, dest), artifact=artifact(dest))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result.update(changed=True, fingerprints=have, signed_by=good[0], artifact=artifact(p["dest"]))
     module.exit_json(**result)
 
 

@@ -31,7 +31,7 @@ options:
     type: path
     required: true
   mode:
-    description: File mode of O(dest).
+    description: File mode of O(dest), in octal (quote it in YAML, for example V("0755")).
     type: raw
     default: "0644"
   timeout:
@@ -92,7 +92,12 @@ def main():
     if not re.fullmatch(r"[0-9a-f]{64}", want):
         module.fail_json(msg="sha256=%s is not a sha256 (64 hex digits)" % p["sha256"])
     dest = p["dest"]
-    mode = int(p["mode"], 8) if isinstance(p["mode"], str) else p["mode"]
+    try:
+        mode = int(p["mode"], 8) if isinstance(p["mode"], str) else int(p["mode"])
+    except (TypeError, ValueError):
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        module.fail_json(msg="mode=%s is not an octal file mode; quote it, for example mode: \"0644\"" % p["mode"])
     if os.path.isfile(dest) and sha256_file(dest) == want:
         changed = False
         if (os.stat(dest).st_mode & 0o7777) != mode:
@@ -114,7 +119,8 @@ def main():
         with os.fdopen(fd, "wb") as out:
             if remote:
                 try:
-                    shutil.copyfileobj(open_url(src, timeout=p["timeout"]), out)
+                    with open_url(src, timeout=p["timeout"]) as response:
+                        shutil.copyfileobj(response, out)
                 except Exception as exc:
                     module.fail_json(msg="src=%s could not be downloaded: %s" % (p["src"], exc))
             else:

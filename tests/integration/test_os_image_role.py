@@ -10,7 +10,17 @@ import time
 import pytest
 
 from tests import os_image_spec
-from tests.conftest import BIN, REPO, ansible_env, failed_msgs, mounts_under, needs_root, run_module, run_playbook
+from tests.conftest import (
+    BIN,
+    REPO,
+    _ubuntu_archive_answers,
+    ansible_env,
+    failed_msgs,
+    mounts_under,
+    needs_root,
+    run_module,
+    run_playbook,
+)
 
 pytestmark = [needs_root, pytest.mark.slow, pytest.mark.network]
 
@@ -159,20 +169,6 @@ def test_the_local_inventory_playbook_is_what_the_readme_runs():
     assert sys.executable
 
 
-def _ubuntu_archive_answers():
-    """debootstrap's own default mirror for jammy, as the role would use it."""
-    import urllib.request
-
-    from ansible_collections.osimage.builder.plugins.module_utils._debian import debootstrap_default_mirror
-    try:
-        with open("/usr/share/debootstrap/scripts/jammy") as f:
-            mirror = debootstrap_default_mirror(f.read(), "amd64")
-        urllib.request.urlopen(mirror + "/dists/jammy/InRelease", timeout=20).read(64)
-        return None
-    except Exception as exc:
-        return "Ubuntu's archive does not answer from this machine (%s)" % exc
-
-
 def test_ubuntu_jammy_os_image(tmp_path):
     reason = _ubuntu_archive_answers()
     if reason:
@@ -190,3 +186,23 @@ def test_ubuntu_jammy_os_image(tmp_path):
     assert "jammy" in (root / "etc/os-release").read_text()
     assert os_image_spec.run_all(str(root)) == []
     assert mounts_under(str(tmp_path)) == []
+
+
+def test_the_os_image_is_private_and_its_stamp_keys_the_password(build):
+    # The tarball holds /etc/shadow; the stamp beside it travels with it and
+    # holds the password only keyed with the build host's stamp key.
+    import hashlib
+    import json
+    dirs, _stats, results = build
+    out = dirs["osimage_output_dir"]
+    assert oct(os.stat(os.path.join(out, "debian-bookworm-os-image.tgz")).st_mode & 0o777) == "0o600"
+    stamp = json.load(open(os.path.join(out, "debian-bookworm-os-image.tgz.inputs.json")))
+    assert "users_password_sha256" not in stamp["inputs"] and len(stamp["inputs"]["users_password_hmac"]) == 64
+    note = "uses BOSH's well-known default password; set os_image_users_password from a vault"
+    assert any(note in n for n in stamp["notes"])
+    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
+    assert any(note in row for row in table)
+    for name in os.listdir(out):
+        data = open(os.path.join(out, name), "rb").read()
+        for algo in ("sha1", "sha256", "sha512"):
+            assert hashlib.new(algo, b"c1oudc0w").hexdigest().encode() not in data, (name, algo)

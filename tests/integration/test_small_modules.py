@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 
+from tests import local_archive
 from tests.conftest import loops_under, mounts_under, needs_root, run_module
 
 pytestmark = [needs_root]
@@ -73,3 +74,50 @@ def test_build_stamp_query_record_and_tamper(tmp_path):
     assert changed["uptodate"] is False and changed["reason"] == "inputs changed: n"
     extra.write_text("tampered")
     assert run_module("build_stamp", args)["reason"] == "modified since built: %s" % extra
+
+
+def test_input_file_by_url_needs_a_sha256_and_leaves_nothing_on_a_mismatch(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "agent").write_bytes(b"binary from the network")
+    good = hashlib.sha256(b"binary from the network").hexdigest()
+    cache = tmp_path / "cache"
+    with local_archive.serve(served) as url:
+        nosha = run_module("input_file", {"src": url + "/agent", "dest": str(cache / "agent")})
+        assert nosha.get("failed") is True and "sha256" in nosha["msg"], nosha
+        bad = run_module("input_file", {"src": url + "/agent", "sha256": "0" * 64, "dest": str(cache / "agent")})
+        assert bad.get("failed") is True and "refusing to use it" in bad["msg"] and good in bad["msg"], bad
+        assert os.listdir(cache) == []  # the temporary download is gone
+        gone = run_module("input_file", {"src": url + "/nope", "sha256": good, "dest": str(cache / "agent")})
+        assert gone.get("failed") is True and "could not be downloaded" in gone["msg"], gone
+        assert os.listdir(cache) == []
+        args = {"src": url + "/agent", "sha256": good, "dest": str(cache / "agent")}
+        assert run_module("input_file", args, check=True)["changed"] is True and os.listdir(cache) == []
+        first = run_module("input_file", args)
+        assert first["changed"] is True and first["artifact"]["sha256"] == good, first
+        (served / "agent").unlink()  # the cache is keyed on the checksum: no download
+        assert run_module("input_file", args)["changed"] is False
+        assert os.listdir(cache) == ["agent"]
+
+
+def test_input_file_refuses_a_mode_that_is_not_octal(tmp_path):
+    src = tmp_path / "agent"
+    src.write_bytes(b"binary")
+    res = run_module("input_file", {"src": str(src), "sha256": hashlib.sha256(b"binary").hexdigest(),
+                                    "dest": str(tmp_path / "cache/agent"), "mode": "rwx"})
+    assert res.get("failed") is True and "mode=rwx is not an octal file mode" in res["msg"], res
+    assert not (tmp_path / "cache").exists()
+
+
+def test_build_dirs_made_private_once_check_mode_writes_nothing(tmp_path):
+    dirs = {"x_work_dir": {"path": str(tmp_path / "a" / "work"), "mode": "0700"},
+            "x_output_dir": {"path": str(tmp_path / "out"), "mode": "0700"}}
+    check = run_module("build_dirs", {"dirs": dirs}, check=True)
+    assert check["changed"] is True and str(tmp_path / "a") in check["created"]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "out").exists()
+    first = run_module("build_dirs", {"dirs": dirs})
+    assert first["changed"] is True and oct(os.stat(tmp_path / "a" / "work").st_mode & 0o777) == "0o700"
+    assert run_module("build_dirs", {"dirs": dirs})["changed"] is False
+    os.chmod(tmp_path / "out", 0o777)
+    bad = run_module("build_dirs", {"dirs": dirs})
+    assert bad.get("failed") is True and bad["msg"].startswith("x_output_dir=%s: " % (tmp_path / "out"))
