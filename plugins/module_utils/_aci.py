@@ -236,3 +236,63 @@ def check_members(names):
     if "rootfs" not in {n.split("/")[0] for n in seen}:
         problems.append("the image has no rootfs/")
     return problems
+
+
+def _clean(name):
+    return "/".join(c for c in name.split("/") if c not in ("", "."))
+
+
+def _climbs_out(start_parts, target):
+    """Whether following the relative `target` from the directory
+    `start_parts` (components below rootfs) goes above rootfs."""
+    depth = len(start_parts)
+    for comp in target.split("/"):
+        if comp in ("", "."):
+            continue
+        depth += -1 if comp == ".." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def check_member_types(members):
+    """Problems of an ACI's member types and link targets (TarInfo-like
+    objects with name, type and linkname): the manifest is a regular file
+    and rootfs a directory; no device nodes (appc spec: the runtime provides
+    /dev); no symlink whose relative target climbs out of rootfs (an
+    absolute one is resolved inside rootfs by the runtime); hard links only
+    to an earlier member of rootfs; no member written through a symlink of
+    the same image."""
+    problems, seen, symlinks = [], set(), set()
+    for m in members:
+        name = _clean(m.name)
+        parts = name.split("/")
+        if name == "manifest":
+            if m.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                problems.append("member 'manifest' must be a regular file")
+        elif name == "rootfs":
+            if m.type != tarfile.DIRTYPE:
+                problems.append("member 'rootfs' must be a directory")
+        elif parts[0] == "rootfs":
+            if m.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                problems.append("member %r is a device node; an ACI may not ship any (the runtime provides /dev)"
+                                % m.name)
+            elif m.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
+                                tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE):
+                problems.append("member %r has a type (%r) an ACI may not hold" % (m.name, m.type))
+            if m.type == tarfile.SYMTYPE:
+                if not m.linkname.startswith("/") and _climbs_out(parts[1:-1], m.linkname):
+                    problems.append("symlink %r -> %r points out of rootfs" % (m.name, m.linkname))
+                symlinks.add(name)
+            elif m.type == tarfile.LNKTYPE:
+                target = _clean(m.linkname)
+                if (m.linkname.startswith("/") or ".." in target.split("/") or not target.startswith("rootfs/")
+                        or target not in seen):
+                    problems.append("hard link %r -> %r does not point to an earlier member of rootfs"
+                                    % (m.name, m.linkname))
+            for i in range(2, len(parts)):
+                if "/".join(parts[:i]) in symlinks:
+                    problems.append("member %r is written through the symlink %r" % (m.name, "/".join(parts[:i])))
+                    break
+        seen.add(name)
+    return problems

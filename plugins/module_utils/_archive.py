@@ -2,14 +2,17 @@
 # Copyright (c) osimage.builder contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reproducible tarballs: GNU tar arguments and a streamed, hashed
-tar | compressor pipeline, shared by rootfs_archive and stemcell_package."""
+tar | compressor pipeline, shared by rootfs_archive and stemcell_package;
+and the checks made before a tarball this build did not make is unpacked."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shlex
+import stat
 import subprocess
+import tarfile
 
 COMPRESSORS = {"gzip": (["pigz", "-n", "-6"], ["gzip", "-n", "-6"]),
                "xz": (["xz", "-T0", "-6"],), "zstd": (["zstd", "-q", "-T0", "-19"],), "none": ()}
@@ -43,6 +46,10 @@ def stream_pack(runner, tar_argv, comp_argv, out_path):
     """Run tar | compressor, hash the stream and write it to out_path (None:
     hash only). Returns (sha256, size)."""
     runner.commands.append(shlex.join(tar_argv) + (" | " + shlex.join(comp_argv) if comp_argv else ""))
+    # Both ends go through the program check like every other command.
+    tar_argv = [runner.bin(tar_argv[0])] + list(tar_argv[1:])
+    if comp_argv:
+        comp_argv = [runner.bin(comp_argv[0])] + list(comp_argv[1:])
     env = dict(os.environ, LC_ALL="C")
     tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     comp = None
@@ -73,3 +80,89 @@ def stream_pack(runner, tar_argv, comp_argv, out_path):
     if tar_rc != 0:
         runner.fail("pack", tar_argv, tar_rc, "", tar_err)
     return h.hexdigest(), size
+
+
+# Unpacking a tarball that this build did not make (a downloaded OS image,
+# an input someone handed over): what may not reach the build host.
+SETID_BITS = 0o6000
+MAX_REPORTED = 20
+
+
+def _parts(name):
+    return [c for c in name.split("/") if c not in ("", ".")]
+
+
+def untrusted_member_problems(members):
+    """Check the members of an untrusted tarball (TarInfo-like objects with
+    name, type, mode and linkname). Returns (problems, devices, setid):
+    problems are reasons to refuse the tarball (absolute names, `..`, hard
+    links out of the tree, members written through a symlink of the same
+    tarball), devices the device nodes to leave out, setid the members whose
+    setuid/setgid bits are to be dropped."""
+    problems, devices, setid = [], [], []
+    symlinks = set()
+    for m in members:
+        name = m.name
+        parts = _parts(name)
+        if name.startswith("/") or ".." in parts:
+            problems.append("member %r escapes the root (absolute path or ..)" % name)
+            continue
+        if m.type == tarfile.LNKTYPE and (m.linkname.startswith("/") or ".." in _parts(m.linkname)):
+            problems.append("hard link %r -> %r points out of the root" % (name, m.linkname))
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in symlinks:
+                problems.append("member %r is written through the symlink %r of the same tarball"
+                                % (name, "/".join(parts[:i])))
+                break
+        if m.type == tarfile.SYMTYPE:
+            symlinks.add("/".join(parts))
+        elif m.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            devices.append(name)
+        elif m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.CONTTYPE) \
+                and m.mode & SETID_BITS:
+            setid.append(name)
+    return problems, devices, setid
+
+
+def read_members(path, runner=None):
+    """The members (TarInfo, no data) of a tarball compressed with gzip, xz,
+    bzip2 or zstd, or plain; streamed, so a large image is read once."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"\x28\xb5\x2f\xfd":
+        zstd = runner.bin("zstd") if runner else "zstd"
+        proc = subprocess.Popen([zstd, "-dc", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                return list(tar)
+        finally:
+            proc.stdout.close()
+            proc.wait()
+    with tarfile.open(path, mode="r|*") as tar:
+        return list(tar)
+
+
+def make_unprivileged(top):
+    """After unpacking an untrusted tarball into `top` (a directory only
+    root can enter): remove device nodes and clear setuid/setgid bits, never
+    following a symlink. Returns (devices removed, setid dropped), paths
+    relative to top, sorted."""
+    devices, setid = [], []
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                os.unlink(full)
+                devices.append(os.path.relpath(full, top))
+            elif not stat.S_ISLNK(st.st_mode) and st.st_mode & SETID_BITS:
+                os.chmod(full, stat.S_IMODE(st.st_mode) & ~SETID_BITS)
+                setid.append(os.path.relpath(full, top))
+    return sorted(devices), sorted(setid)
+
+
+def summary(names):
+    """At most MAX_REPORTED names, then how many more."""
+    names = list(names)
+    more = len(names) - MAX_REPORTED
+    return ", ".join(names[:MAX_REPORTED]) + (" and %d more" % more if more > 0 else "")

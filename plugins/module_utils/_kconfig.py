@@ -28,6 +28,24 @@ def parse_config(text):
     return out
 
 
+# Kconfig symbol names, and the values a .config line may hold: a tristate or
+# bool, a decimal or hex number, or a double-quoted string with no newline and
+# no unescaped quote (scripts/kconfig/confdata.c).
+SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]+\Z")
+VALUE_RE = re.compile(r'^(y|m|n|-?[0-9]+|0x[0-9a-fA-F]+|"([^"\\\n]|\\.)*")\Z')
+
+
+def invalid_options(options):
+    """'NAME=value' for each option a .config line cannot hold as given: a
+    newline or a stray quote would write lines of its own into the fragment."""
+    bad = []
+    for name, value in sorted(options.items()):
+        text = {True: "y", False: "n"}.get(value, value) if isinstance(value, bool) else str(value)
+        if not SYMBOL_RE.match(str(name)) or not VALUE_RE.match(text):
+            bad.append("%s=%r" % (name, value))
+    return bad
+
+
 def fragment_from_options(options):
     """A config fragment from {CONFIG_X: y|m|n|"string"|123}; names may omit CONFIG_."""
     lines = []

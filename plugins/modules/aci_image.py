@@ -20,7 +20,9 @@ description:
     the header), xz, or not at all, and replaces O(dest) only when its sha256 changes.
   - Returns the image id, C(sha512-) and the hex sha512 of the uncompressed tar (appc spec).
   - O(state=validated) checks an existing .aci (gzip, xz or plain) instead - duplicate entries, extra top-level
-    entries, path traversal, and the manifest rules - and reports its image id.
+    entries, path traversal, member types (C(manifest) a regular file, C(rootfs) a directory, no device nodes),
+    link targets (no symlink whose relative target climbs out of C(rootfs/), hard links only to an earlier member
+    of C(rootfs/), no member written through a symlink), and the manifest rules - and reports its image id.
 version_added: 0.1.0
 author: osimage.builder contributors
 options:
@@ -102,6 +104,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._aci import (
     build_tar,
+    check_member_types,
     check_members,
     image_id,
     validate_manifest,
@@ -142,6 +145,7 @@ def validate(module, dest):
                 members = tar.getmembers()
                 names = [m.name for m in members]
                 problems = check_members(names)
+                problems += [p for p in check_member_types(members) if p not in problems]
                 manifest = None
                 if not problems:
                     entry = next(m for m in members if m.name.lstrip("./") == "manifest")

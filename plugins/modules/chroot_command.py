@@ -17,11 +17,18 @@ description:
     released before anything else).
   - With O(packages), installs or purges Debian packages with apt inside the root; only what is missing (or present,
     for purge) is touched, so a second run reports no change.
+  - The build host is never at risk from what the image holds. Every path the module touches inside the root (the
+    mount points, C(resolv.conf), C(policy-rc.d), the apt cache mount, O(creates), O(removes), the dpkg status) is
+    resolved the way C(chroot) resolves it, so a symlink in the image such as C(/etc -> /etc) or C(/proc -> /)
+    stays inside the root and never leads a write or a mount onto the host's own files.
 version_added: 0.1.0
 author: osimage.builder contributors
 options:
   root:
-    description: The image root directory.
+    description:
+      - The image root directory.
+      - Must not be C(/) or a directory of the build host's own system (C(/var), C(/var/tmp), C(/tmp), C(/home), ...),
+        because everything mounted under the root is released before and after the command.
     type: path
     required: true
   cmd:
@@ -35,10 +42,15 @@ options:
     description: Data passed to the command on standard input.
     type: str
   creates:
-    description: A path inside the root; when it exists the command is not run.
+    description:
+      - A path inside the root; when it exists the command is not run.
+      - Resolved inside the root as C(chroot) would (symlinks in the image stay in the image); a path that climbs
+        out of the root with C(..) is an error.
     type: str
   removes:
-    description: A path inside the root; when it does not exist the command is not run.
+    description:
+      - A path inside the root; when it does not exist the command is not run.
+      - Resolved like O(creates).
     type: str
   chdir:
     description: Working directory inside the root.
@@ -166,7 +178,9 @@ from ansible_collections.osimage.builder.plugins.module_utils._debian import (
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
     Interrupted,
     chroot_mounts,
+    host_dir_problem,
     release_under,
+    resolve_in_root,
     restore_leftovers,
     signals_raise,
 )
@@ -176,7 +190,8 @@ APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "
 
 
 def inside(root, path):
-    return os.path.join(root, path.lstrip("/"))
+    """The host path of `path` in the image, resolved as chroot would."""
+    return resolve_in_root(root, path)
 
 
 def installed_in(root):
@@ -224,10 +239,22 @@ def main():
     runner = CommandRunner(module)
     result = dict(changed=False, rc=0, stdout="", stderr="", released=[], commands=runner.commands)
 
-    if not os.path.isdir(root) or not (os.path.exists(inside(root, "/bin/sh"))
-                                       or os.path.islink(inside(root, "/bin"))):
+    # Before anything is released: sweeping the mounts under / or /var/tmp
+    # would take the host's own mounts, or another build's, with it.
+    problem = host_dir_problem(root)
+    if problem:
+        module.fail_json(msg="root=%s cannot be an image root: %s; name the image root directory, for example "
+                             "/var/tmp/osimage/work/chroot" % (p["root"], problem))
+    if not os.path.isdir(root) or not os.path.exists(inside(root, "/bin/sh")):
         module.fail_json(msg="root=%s is not an image root (no /bin/sh inside); bootstrap it first "
                              "with osimage.builder.rootfs_bootstrap" % p["root"])
+    tests = {}
+    for key in ("creates", "removes"):
+        if p[key]:
+            try:
+                tests[key] = resolve_in_root(root, p[key], follow_last=False, strict=True)
+            except ValueError as exc:
+                module.fail_json(msg="%s=%s: %s; name a path inside the root" % (key, p[key], exc))
     if p["packages"]:
         bad = invalid_packages(p["packages"])
         if bad:
@@ -238,10 +265,10 @@ def main():
         released, _loops = release_under(runner, root, detach_loops=False)
         result["released"] = released + restore_leftovers(root)
 
-    if p["creates"] and os.path.lexists(inside(root, p["creates"])):
+    if p["creates"] and os.path.lexists(tests["creates"]):
         result["skipped_reason"] = "creates=%s exists in the root" % p["creates"]
         module.exit_json(**result)
-    if p["removes"] and not os.path.lexists(inside(root, p["removes"])):
+    if p["removes"] and not os.path.lexists(tests["removes"]):
         result["skipped_reason"] = "removes=%s does not exist in the root" % p["removes"]
         module.exit_json(**result)
 
@@ -296,6 +323,9 @@ def main():
                         break
     except Interrupted as exc:
         module.fail_json(msg="%s was interrupted (%s); all mounts were released" % (what, exc), **result)
+    except ValueError as exc:
+        # resolve_in_root: a symlink loop, or a path swapped while it was set up.
+        module.fail_json(msg="setting up root=%s failed: %s; all mounts were released" % (p["root"], exc), **result)
     if result["rc"] != 0:
         hint = "check that the package names exist in the root's apt sources" if p["packages"] else None
         runner.fail(what, argv, result["rc"], result["stdout"], result["stderr"], hint=hint,

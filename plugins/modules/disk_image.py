@@ -17,8 +17,14 @@ description:
   - Optionally converts the image with C(qemu-img) to qcow2 (compat 0.10, as OpenStack wants), vmdk or vhd (fixed).
   - A size too small for the content is an error before anything is written. The image is built under a
     temporary name beside O(dest) and moved into place when complete. Loop devices and mounts are always
-    released, deepest first, also on failure; ones left under the work directory by a killed run are released
-    first.
+    released, deepest first, also on failure; ones a killed run of the same O(dest) left are released first.
+  - Teardown is scoped to what this module made, its own work directory C(.<dest name>.disk_image-work) (beside
+    O(dest), or in O(work_dir)) and loop devices backed by its own temporary image. Nothing else under the
+    directory of O(dest) or O(work_dir) is ever unmounted or detached, so O(dest) may live in a shared directory
+    such as C(/var/tmp).
+  - Files written into the new filesystem (C(/etc/fstab), C(/boot/grub/grub.cfg), grub's boot directory) are
+    resolved inside it as C(chroot) would, so a symlink that O(src) holds (C(/etc -> /etc)) never leads a write
+    onto the build host's own files.
   - Keyed on its inputs (a fingerprint of O(src) and every option) in C(<dest>.inputs.json).
 version_added: 0.1.0
 author: osimage.builder contributors
@@ -28,7 +34,7 @@ options:
     type: path
     required: true
   dest:
-    description: The raw disk image.
+    description: The raw disk image. Its directory may not be C(/) of the build host.
     type: path
     required: true
   size:
@@ -77,8 +83,17 @@ options:
     elements: str
     choices: [qcow2, vmdk, vhd]
     default: []
+  stamp_key_file:
+    description:
+      - The build host's stamp key (see M(osimage.builder.build_stamp) O(osimage.builder.build_stamp#module:state=key)).
+        With O(grub_password), the inputs stamp beside O(dest) records an HMAC of the password keyed with it, never
+        a plain digest (which would allow fast offline guessing); made on first use, mode 0600.
+    type: path
+    default: /var/cache/osimage/keys/stamp.key
   work_dir:
-    description: Where temporary mount points go.
+    description:
+      - Where the module's own work directory (temporary mount points) goes; default the directory of O(dest).
+      - Only that own directory is released, never O(work_dir) itself. May not be C(/).
     type: path
   force:
     description: Rebuild although the inputs did not change.
@@ -150,9 +165,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
+    keyed_digest,
     read_stamp,
     rebuild_reason,
     sha256_file,
+    stamp_key,
     write_stamp,
 )
 from ansible_collections.osimage.builder.plugins.module_utils._disk import (
@@ -169,9 +186,11 @@ from ansible_collections.osimage.builder.plugins.module_utils._disk import (
     tree_usage,
 )
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
+    detach_loops_backed_by,
     loop_device,
     mounted,
     release_under,
+    resolve_in_root,
     signals_raise,
 )
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
@@ -210,6 +229,21 @@ def install_efi(runner, work, esp_dev, root_uuid):
     return out.strip()
 
 
+def write_inside(root, inside, content, mode):
+    """Write a file at `inside` in the filesystem mounted on `root`: the
+    directory is resolved in the root, the file itself replaced, never
+    written through (a symlink there is removed first)."""
+    parent = resolve_in_root(root, os.path.dirname(inside))
+    os.makedirs(parent, exist_ok=True)
+    path = os.path.join(parent, os.path.basename(inside))
+    if os.path.islink(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    os.chmod(path, mode)
+
+
 def build(module, runner, p, tmp, parts, root_uuid, work):
     runner.run(["truncate", "-s", str(p["size_bytes"]), tmp], "create the disk image file")
     runner.run(["parted", "-s", "-a", "optimal", tmp] + parted_script(p["partition_table"], parts),
@@ -228,23 +262,22 @@ def build(module, runner, p, tmp, parts, root_uuid, work):
             if p["filesystem"] == "xfs":
                 runner.run(["rsync", "-aHAX", "--numeric-ids", p["src"] + "/", mnt + "/"],
                            "fill the root filesystem")
+            # The filesystem holds a copy of src, symlinks included: every
+            # path written into it is resolved inside it, as chroot would.
             efi_uuid = None
             if "esp" in roles:
                 efi_uuid = install_efi(runner, work, roles["esp"], root_uuid)
-                os.makedirs(os.path.join(mnt, "boot", "efi"), exist_ok=True)
-            with open(os.path.join(mnt, "etc", "fstab"), "w") as f:
-                f.write(fstab(root_uuid, p["filesystem"], efi_uuid))
+                os.makedirs(resolve_in_root(mnt, "/boot/efi"), exist_ok=True)
+            write_inside(mnt, "/etc/fstab", fstab(root_uuid, p["filesystem"], efi_uuid), 0o644)
             if p["bootloader"] != "none":
-                grub_dir = os.path.join(mnt, "boot", "grub")
-                os.makedirs(grub_dir, exist_ok=True)
                 pbkdf2 = grub_pbkdf2(runner, p["grub_password"]) if p["grub_superuser"] else None
-                cfg = os.path.join(grub_dir, "grub.cfg")
-                with open(cfg, "w") as f:
-                    f.write(grub_cfg(root_uuid, "/boot/" + p["kernel"], "/boot/" + p["initrd"],
-                                     p["kernel_cmdline"], p["title"], p["grub_superuser"], pbkdf2))
-                os.chmod(cfg, 0o600)  # BOSH stemcell spec: grub.cfg readable by root only
+                # BOSH stemcell spec: grub.cfg readable by root only
+                write_inside(mnt, "/boot/grub/grub.cfg",
+                             grub_cfg(root_uuid, "/boot/" + p["kernel"], "/boot/" + p["initrd"],
+                                      p["kernel_cmdline"], p["title"], p["grub_superuser"], pbkdf2), 0o600)
             if p["bootloader"] == "grub-i386-pc":
-                runner.run(["grub-install", "--target=i386-pc", "--no-floppy", "--boot-directory=" + mnt + "/boot",
+                runner.run(["grub-install", "--target=i386-pc", "--no-floppy",
+                            "--boot-directory=" + resolve_in_root(mnt, "/boot"),
                             "--modules=part_msdos part_gpt ext2 xfs biosdisk", dev], "install grub",
                            hint="grub-install needs grub-pc-bin and udev (udevadm) on the build host")
 
@@ -266,6 +299,7 @@ def main():
             title=dict(type="str", default="Linux"),
             formats=dict(type="list", elements="str", default=[], choices=["qcow2", "vmdk", "vhd"]),
             work_dir=dict(type="path"),
+            stamp_key_file=dict(type="path", default="/var/cache/osimage/keys/stamp.key", no_log=False),
             force=dict(type="bool", default=False),
         ),
         required_together=[("grub_superuser", "grub_password")],
@@ -286,8 +320,14 @@ def main():
     root_uuid = p["fs_uuid"] or str(uuid.UUID(hashlib.sha256(dest.encode()).hexdigest()[:32]))
     if p["bootloader"] == "grub-x86_64-efi" and p["partition_table"] != "gpt":
         module.fail_json(msg="bootloader=grub-x86_64-efi needs partition_table=gpt")
+    dest_dir = os.path.dirname(os.path.abspath(dest))
+    for key, where in (("dest", dest_dir), ("work_dir", p["work_dir"])):
+        if where and os.path.realpath(where) == "/":
+            module.fail_json(msg="%s=%s: the build host's / cannot hold the work of a disk image; name a "
+                                 "directory of the build, for example /var/tmp/osimage/out" % (key, p[key]))
     if p["bootloader"] != "none":
-        p["kernel"], p["initrd"] = newest_kernel(os.listdir(os.path.join(src, "boot")))
+        boot = resolve_in_root(src, "/boot")
+        p["kernel"], p["initrd"] = newest_kernel(os.listdir(boot) if os.path.isdir(boot) else [])
         if not p["kernel"]:
             module.fail_json(msg="src=%s has no kernel with an initrd in /boot (vmlinuz-*, initrd.img-*); "
                                  "install one first or use bootloader=none" % src)
@@ -306,8 +346,13 @@ def main():
     outputs = {fmt: "%s.%s" % (stem, fmt) for fmt in p["formats"]}
     inputs = {k: p[k] for k in ("size_bytes", "partition_table", "filesystem", "fs_label", "bootloader",
                                 "kernel_cmdline", "grub_superuser", "title", "formats")}
-    inputs.update(src=tree_fingerprint(src), fs_uuid=root_uuid, kernel=p.get("kernel"),
-                  grub_password_sha256=hashlib.sha256((p["grub_password"] or "").encode()).hexdigest())
+    inputs.update(src=tree_fingerprint(src), fs_uuid=root_uuid, kernel=p.get("kernel"), grub_password_hmac=None)
+    if p["grub_password"]:
+        key, _created, problem = stamp_key(p["stamp_key_file"], create=not module.check_mode)
+        if problem:
+            module.fail_json(msg="stamp_key_file: %s" % problem, **result)
+        # In check mode without a key yet, the password cannot be compared: the disk counts as changed.
+        inputs["grub_password_hmac"] = keyed_digest(key, "grub_password", p["grub_password"]) if key else "unknown"
     stamp = read_stamp(dest)
     present = os.path.isfile(dest) and all(os.path.isfile(o) for o in outputs.values())
     reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, present)
@@ -321,27 +366,33 @@ def main():
         result["changed"] = True
         module.exit_json(**result)
 
-    dest_dir = os.path.dirname(dest) or "."
     os.makedirs(dest_dir, exist_ok=True)
     if not os.access(dest_dir, os.W_OK):
         module.fail_json(msg="dest=%s: directory %s is not writable" % (dest, dest_dir))
     for prog in ("parted", "partx", "losetup", "mkfs." + p["filesystem"], "qemu-img"):
         runner.bin(prog, hint="install it on the build host (role osimage.builder.build_host)")
+    # The module's own directories and files, named after dest: teardown
+    # touches these and nothing else in dest_dir or work_dir, which may be
+    # shared with other builds (/var/tmp).
     work_root = p["work_dir"] or dest_dir
-    os.makedirs(work_root, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".disk_image-", dir=work_root)
-    tmp = os.path.join(dest_dir, ".%s.%s.tmp" % (os.path.basename(dest), os.path.basename(work)))
+    own = os.path.join(work_root, ".%s.disk_image-work" % os.path.basename(dest))
+    tmp_prefix = os.path.join(dest_dir, ".%s.disk_image-" % os.path.basename(dest))
+    tmp = tmp_prefix + "tmp"
     converted = []
+    # Loop devices, mounts and half-written images a killed run left behind.
+    if os.path.isdir(own) and not os.path.islink(own):
+        release_under(runner, own)
+        shutil.rmtree(own)
+    elif os.path.lexists(own):
+        os.unlink(own)
+    detach_loops_backed_by(runner, tmp_prefix)
+    for name in os.listdir(dest_dir):
+        if (os.path.join(dest_dir, name).startswith(tmp_prefix)
+                and not os.path.isdir(os.path.join(dest_dir, name))):
+            os.unlink(os.path.join(dest_dir, name))
+    os.makedirs(own, mode=0o700)
+    work = tempfile.mkdtemp(prefix="run-", dir=own)
     try:
-        # Loop devices, mounts and half-written images a killed run left behind.
-        release_under(runner, work_root)
-        for name in os.listdir(dest_dir):
-            if name.startswith(".%s." % os.path.basename(dest)) and ".tmp" in name:
-                os.unlink(os.path.join(dest_dir, name))
-        for name in os.listdir(work_root):
-            full = os.path.join(work_root, name)
-            if name.startswith(".disk_image-") and full != work:
-                shutil.rmtree(full, ignore_errors=True)
         with signals_raise():
             build(module, runner, p, tmp, parts, root_uuid, work)
             for fmt, out in sorted(outputs.items()):
@@ -359,14 +410,15 @@ def main():
             art["path"] = dest
             write_stamp(dest, inputs, {"artifact": art, "converted": converted, "sha256": art["sha256"]})
     except BaseException:
-        release_under(runner, work)
+        release_under(runner, own)
         for leftover in [tmp] + [tmp + "." + f for f in outputs]:
             if os.path.exists(leftover):
                 os.unlink(leftover)
         raise
     finally:
-        release_under(runner, work)
-        shutil.rmtree(work, ignore_errors=True)
+        release_under(runner, own)
+        detach_loops_backed_by(runner, tmp_prefix)
+        shutil.rmtree(own, ignore_errors=True)
     result.update(changed=True, artifact=art, converted=converted)
     module.exit_json(**result)
 

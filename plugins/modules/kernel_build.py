@@ -32,7 +32,12 @@ options:
     type: str
     required: true
   source_sha256:
-    description: sha256 of the tarball; required for a tarball, unused for a tree.
+    description:
+      - sha256 of the tarball, unused for a tree. A given checksum is always verified against the tarball before
+        anything is written (also in check mode); a mismatch is an error and nothing is unpacked or built.
+      - Required for a URL. For a local tarball it may be left out (a file a package manager already verified,
+        such as Debian's C(/usr/src/linux-source-6.1.tar.xz)); the build then goes on with a warning and
+        RV(source_verified=false). Never pass a checksum computed from the file itself, it verifies nothing.
     type: str
   build_dir:
     description: Where the source is unpacked and the objects are kept between builds.
@@ -146,6 +151,16 @@ source_include_dir:
   description: The kernel's include tree (with O(source_include)).
   returned: when requested
   type: str
+source_verified:
+  description:
+    - Whether the tarball was checked against O(source_sha256); V(false) for a local tarball given without one.
+    - Always V(true) for a source tree (nothing to verify; its content is part of the inputs).
+  returned: always
+  type: bool
+source_sha256:
+  description: The sha256 of the tarball as read (null for a tree).
+  returned: always
+  type: str
 rebuild_reason:
   description: Why the kernel was (or would be) built; null when up to date.
   returned: always
@@ -181,6 +196,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
 from ansible_collections.osimage.builder.plugins.module_utils._kconfig import (
     build_env,
     fragment_from_options,
+    invalid_options,
     missing_options,
     parse_config,
 )
@@ -191,14 +207,20 @@ BASES = ("defconfig", "tinyconfig", "allnoconfig", "kvm_guest.config")
 
 
 def fetch_tarball(module, p, cache):
-    """The verified tarball: a local path, or a download kept in `cache` under its sha256."""
+    """(tarball path, its sha256, verified): a local path, or a download kept
+    in `cache` under its sha256. A given source_sha256 is always checked; a
+    URL needs one, a local file may go without (reported as unverified)."""
     src = p["source"]
-    want = (p["source_sha256"] or "").lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", want):
-        module.fail_json(msg="source_sha256 is required for a tarball source and must be 64 hex digits")
+    want = (p["source_sha256"] or "").strip().lower()
+    remote = re.match(r"^https?://", src) is not None
+    if want and not re.fullmatch(r"[0-9a-f]{64}", want):
+        module.fail_json(msg="source_sha256=%s is not a sha256 (64 hex digits)" % p["source_sha256"])
+    if remote and not want:
+        module.fail_json(msg="source_sha256 is required for source=%s (a download); give the sha256 the kernel "
+                             "release publishes (sha256sums.asc on kernel.org)" % src)
     if src.startswith("file://"):
         src = src[len("file://"):]
-    if re.match(r"^https?://", src):
+    if remote:
         path = os.path.join(cache, "linux-%s.tar" % want[:16])
         if not (os.path.isfile(path) and sha256_file(path) == want):
             os.makedirs(cache, exist_ok=True)
@@ -214,10 +236,14 @@ def fetch_tarball(module, p, cache):
     if not os.path.isfile(src):
         module.fail_json(msg="source=%s does not exist" % p["source"])
     got = sha256_file(src)
+    if not want:
+        module.warn("source=%s has no source_sha256: building it unverified (sha256 %s); pass source_sha256 "
+                    "to pin it" % (p["source"], got))
+        return src, got, False
     if got != want:
         module.fail_json(msg="source=%s has sha256 %s, not source_sha256=%s; refusing to build it"
                              % (p["source"], got, want))
-    return src
+    return src, got, True
 
 
 def prepare_source(module, runner, p, tarball, key):
@@ -325,6 +351,10 @@ def main():
     runner = CommandRunner(module)
     if re.search(r"\s", p["localversion"]) or '"' in p["localversion"]:
         module.fail_json(msg="localversion=%r may not hold spaces or quotes" % p["localversion"])
+    bad = invalid_options(p["config_options"])
+    if bad:
+        module.fail_json(msg="config_options: %s: a value is y, m, n, a number or a double-quoted string without "
+                             "newlines or inner quotes, a name is letters, digits and _" % ", ".join(bad))
     if p["config"] not in BASES and not os.path.isfile(p["config"]):
         module.fail_json(msg="config=%s is neither one of %s nor an existing config file"
                              % (p["config"], ", ".join(BASES)))
@@ -338,9 +368,12 @@ def main():
     is_tree = os.path.isdir(p["source"])
     if not is_tree and not re.match(r"^(https?|file)://", p["source"]) and not os.path.isfile(p["source"]):
         module.fail_json(msg="source=%s is neither a source tree nor a tarball that exists" % p["source"])
-    os.makedirs(p["build_dir"], exist_ok=True)
-    tarball = None if is_tree else fetch_tarball(module, p, os.path.join(p["build_dir"], "downloads"))
-    source_id = ("tree:" + p["source"]) if is_tree else p["source_sha256"].lower()
+    # Verified before anything is written: a wrong checksum leaves build_dir
+    # and dest_dir as they were.
+    tarball, source_sha, verified = None, None, True
+    if not is_tree:
+        tarball, source_sha, verified = fetch_tarball(module, p, os.path.join(p["build_dir"], "downloads"))
+    source_id = ("tree:" + p["source"]) if is_tree else source_sha
     patch_ids = [sha256_file(x) for x in p["patches"]]
     key = hashlib.sha256(("%s|%s" % (source_id, ",".join(patch_ids))).encode()).hexdigest()[:16]
 
@@ -364,7 +397,8 @@ def main():
     if reason is None and stamp.get("outputs", {}).get("bzimage", {}).get("sha256") != sha256_file(bz):
         reason = "bzImage changed on disk since it was built"
     use_ccache = p["ccache"] == "yes" or (p["ccache"] == "auto" and module.get_bin_path("ccache") is not None)
-    result = dict(changed=False, rebuild_reason=reason, ccache=use_ccache, commands=runner.commands)
+    result = dict(changed=False, rebuild_reason=reason, ccache=use_ccache, commands=runner.commands,
+                  source_verified=verified, source_sha256=source_sha)
     if reason is None:
         result.update(stamp["outputs"])
         module.exit_json(**result)
@@ -374,6 +408,7 @@ def main():
 
     for prog in ("make", "gcc", "bc", "flex", "bison", "patch"):
         runner.bin(prog, hint="install build-essential bc flex bison libelf-dev libssl-dev on the build host")
+    os.makedirs(p["build_dir"], exist_ok=True)
     with signals_raise():
         src = prepare_source(module, runner, p, tarball, key)
         obj = os.path.join(p["build_dir"], "obj-" + key)

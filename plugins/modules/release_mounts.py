@@ -20,7 +20,11 @@ version_added: 0.1.0
 author: osimage.builder contributors
 options:
   path:
-    description: The work directory.
+    description:
+      - The work directory.
+      - Must be a directory made for the build, never C(/) or a directory of the build host's own system (C(/var),
+        C(/var/tmp), C(/tmp), C(/home), C(/run), ...); releasing everything under those would unmount the host's own
+        mounts, or another build's. Such a path is an error before anything is released.
     type: path
     required: true
   detach_loops:
@@ -28,7 +32,10 @@ options:
     type: bool
     default: true
   roots:
-    description: Image roots under O(path) whose temporary build files should be restored.
+    description:
+      - Image roots under O(path) whose temporary build files should be restored.
+      - Paths inside each root are resolved as C(chroot) would, so a symlink in the image never leads the restore
+        onto the host's files; a root outside O(path) is an error.
     type: list
     elements: path
     default: []
@@ -67,7 +74,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.osimage.builder.plugins.module_utils._mounts import release_under, restore_leftovers
+from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
+    host_dir_problem,
+    is_under,
+    release_under,
+    restore_leftovers,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
 
@@ -81,8 +93,15 @@ def main():
         supports_check_mode=True,
     )
     path = os.path.realpath(module.params["path"])
-    if path == "/":
-        module.fail_json(msg="path=/ would release every mount of the build host; name the work directory")
+    problem = host_dir_problem(path)
+    if problem:
+        module.fail_json(msg="path=%s would release every mount of the build host under it (%s); name the work "
+                             "directory of the build, for example /var/tmp/osimage/work" % (module.params["path"],
+                                                                                           problem))
+    for root in module.params["roots"]:
+        if not is_under(os.path.realpath(root), path):
+            module.fail_json(msg="roots: %s is not under path=%s; name the image roots of this work directory"
+                                 % (root, module.params["path"]))
     runner = CommandRunner(module)
     unmounted, detached = release_under(runner, path, detach_loops=module.params["detach_loops"],
                                         dry_run=module.check_mode)

@@ -18,6 +18,8 @@ description:
   - O(state=unpacked) unpacks the tarball O(src) into the directory O(dest) (through a temporary directory beside it,
     renamed into place when complete), and records the tarball's sha256 in C(<dest>.inputs.json); an unchanged
     tarball is not unpacked again unless O(force=true).
+  - With O(trusted=false), for a tarball this build did not make, the tarball is checked before anything is
+    written and unpacked without privileges it could bring onto the build host (see O(trusted)).
 version_added: 0.1.0
 author: osimage.builder contributors
 options:
@@ -51,6 +53,17 @@ options:
     description: Unpack again even when the tarball did not change (O(state=unpacked)); a fresh root each run.
     type: bool
     default: false
+  trusted:
+    description:
+      - With O(state=unpacked), whether the tarball comes from this build (the collection's own OS image or
+        bootstrap tarballs), so that setuid files, device nodes and file capabilities are kept as they are.
+      - V(false) is for a tarball from elsewhere (downloaded, handed over). It is read before anything is written
+        and refused when a member has an absolute path or C(..), when a hard link points out of the tree, or when
+        a member is written through a symlink of the same tarball. Unpacked, device nodes are left out, setuid and
+        setgid bits are cleared, and only C(user.*) extended attributes are kept (no C(security.capability)
+        file capabilities). What was left out is returned as RV(dropped).
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -71,6 +84,13 @@ EXAMPLES = r"""
     dest: /var/tmp/osimage/work/stemcell/chroot
     state: unpacked
     force: true
+
+- name: Unpack a root filesystem someone else built, without its privileges
+  osimage.builder.rootfs_archive:
+    src: /var/tmp/osimage/inputs/vendor-rootfs.tar.xz
+    dest: /var/tmp/osimage/work/vendor/chroot
+    state: unpacked
+    trusted: false
 """
 
 RETURN = r"""
@@ -79,6 +99,13 @@ artifact:
   returned: always
   type: dict
   sample: {"path": "/var/tmp/osimage/out/debian-bookworm-os-image.tgz", "size": 212345678, "sha256": "ab12..."}
+dropped:
+  description:
+    - With O(trusted=false), the device nodes left out and the members whose setuid/setgid bits were cleared
+      (or would be, in check mode), relative to O(dest).
+  returned: O(state=unpacked) and O(trusted=false)
+  type: dict
+  sample: {"devices": ["dev/null"], "setid": ["usr/bin/passwd"]}
 commands:
   description: The commands run (or that would run).
   returned: always
@@ -89,14 +116,19 @@ commands:
 import os
 import shlex
 import shutil
+import tarfile
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._archive import (
+    make_unprivileged,
     pick_compressor,
+    read_members,
     stream_pack,
+    summary,
     tar_create_argv,
+    untrusted_member_problems,
 )
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
@@ -145,20 +177,47 @@ def pack(module, runner, p):
     return True, {"path": dest, "size": size, "sha256": digest}
 
 
+def check_untrusted(module, src):
+    """Read an untrusted tarball's members: refuse it before anything is
+    written, or return what unpacking it will leave out."""
+    try:
+        members = read_members(src, CommandRunner(module))
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        module.fail_json(msg="src=%s is not a readable tarball: %s" % (src, exc))
+    problems, devices, setid = untrusted_member_problems(members)
+    if problems:
+        module.fail_json(msg="src=%s is refused with trusted=false: %s; unpack only a tarball whose members stay "
+                             "inside the root" % (src, summary(problems)), problems=problems)
+    return {"devices": _relative(devices), "setid": _relative(setid)}
+
+
+def _relative(names):
+    return sorted((n[2:] if n.startswith("./") else n).rstrip("/") for n in names)
+
+
 def unpack(module, runner, p):
     src, dest = p["src"], p["dest"].rstrip("/")
     if not os.path.isfile(src):
         module.fail_json(msg="src=%s does not exist; build it first" % src)
     art = artifact(src)
     inputs = {"src_sha256": art["sha256"]}
+    if not p["trusted"]:
+        # Only when set, so that stamps of trusted unpacks stay valid.
+        inputs["trusted"] = False
+    dropped = check_untrusted(module, src) if not p["trusted"] else None
     reason = "force=true" if p["force"] else rebuild_reason(read_stamp(dest), inputs, os.path.isdir(dest))
     if reason is None:
-        return False, art
+        return False, art, dropped
     argv = ["tar", "--extract", "--file=" + src, "--numeric-owner", "--same-permissions", "--same-owner",
             "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + dest]
+    if not p["trusted"]:
+        # No file capabilities (security.capability) or other privileged
+        # xattrs from a tarball of unknown origin; GNU tar's own rules
+        # (no absolute names, no .., symlinks created last) stay on.
+        argv[argv.index("--xattrs-include=*")] = "--xattrs-include=user.*"
     if module.check_mode:
         runner.commands.append(shlex.join(argv))
-        return True, art
+        return True, art, dropped
     busy = mounts_under(dest, read_mountinfo())
     if busy:
         module.fail_json(msg="dest=%s has mounts (%s); release them first with osimage.builder.release_mounts"
@@ -170,6 +229,12 @@ def unpack(module, runner, p):
         with signals_raise():
             argv[-1] = "--directory=" + work
             runner.run(argv, "unpack %s" % src)
+            if not p["trusted"]:
+                # Still inside mkdtemp's 0700 directory: nobody has reached
+                # the device nodes or setuid files yet.
+                devices, setid = make_unprivileged(work)
+                dropped = {"devices": sorted(set(dropped["devices"]) | set(devices)),
+                           "setid": sorted(set(dropped["setid"]) | set(setid))}
             os.chmod(work, 0o755)
             if os.path.lexists(dest):
                 old = work + ".old"
@@ -182,7 +247,7 @@ def unpack(module, runner, p):
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return True, art
+    return True, art, dropped
 
 
 def main():
@@ -195,6 +260,7 @@ def main():
             exclude=dict(type="list", elements="str", default=[]),
             source_date_epoch=dict(type="int"),
             force=dict(type="bool", default=False),
+            trusted=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -202,9 +268,10 @@ def main():
     runner.bin("tar", hint="install GNU tar on the build host")
     if module.params["state"] == "packed":
         changed, art = pack(module, runner, module.params)
-    else:
-        changed, art = unpack(module, runner, module.params)
-    module.exit_json(changed=changed, artifact=art, commands=runner.commands)
+        module.exit_json(changed=changed, artifact=art, commands=runner.commands)
+    changed, art, dropped = unpack(module, runner, module.params)
+    extra = {} if dropped is None else {"dropped": dropped}
+    module.exit_json(changed=changed, artifact=art, commands=runner.commands, **extra)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,50 @@ def test_newc_is_deterministic_and_readable(tmp_path):
     assert [e[0] for e in entries] == ["bin", "bin/sh", "dev", "dev/console", "init"]
     assert all(e[3] == 0 and e[4] == 0 and e[5] == 0 for e in entries)
     assert len(first.getvalue()) % 4 == 0
+
+
+def _member(name, kind="file", linkname=""):
+    import tarfile
+    info = tarfile.TarInfo(name)
+    info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                 "chr": tarfile.CHRTYPE, "blk": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+    info.linkname = linkname
+    return info
+
+
+GOOD_MEMBERS = [("manifest", "file"), ("rootfs", "dir"), ("rootfs/bin", "dir"), ("rootfs/bin/busybox", "file"),
+                ("rootfs/bin/sh", "sym", "busybox"), ("rootfs/etc", "dir"),
+                ("rootfs/etc/localtime", "sym", "/usr/share/zoneinfo/UTC"), ("rootfs/bin/ash", "hard",
+                                                                             "rootfs/bin/busybox"),
+                ("rootfs/run", "dir"), ("rootfs/run/initctl", "fifo"), ("rootfs/usr", "dir"),
+                ("rootfs/usr/lib64", "sym", "../lib")]
+
+
+def test_member_types_accept_a_good_image():
+    # An absolute target is resolved inside rootfs by the runtime; ../lib
+    # from rootfs/usr stays in rootfs.
+    assert aci.check_member_types([_member(*m) for m in GOOD_MEMBERS]) == []
+
+
+@pytest.mark.parametrize("extra,words", [
+    ([("rootfs/dev", "dir"), ("rootfs/dev/sda", "blk")], "is a device node"),
+    ([("rootfs/dev", "dir"), ("rootfs/dev/mem", "chr")], "is a device node"),
+    ([("rootfs/etc/passwd", "sym", "../../../etc/passwd")], "points out of rootfs"),
+    ([("rootfs/up", "sym", "..")], "points out of rootfs"),
+    ([("rootfs/bin/x", "hard", "/etc/shadow")], "does not point to an earlier member of rootfs"),
+    ([("rootfs/bin/x", "hard", "manifest")], "does not point to an earlier member of rootfs"),
+    ([("rootfs/bin/x", "hard", "rootfs/../etc/shadow")], "does not point to an earlier member of rootfs"),
+    ([("rootfs/bin/x", "hard", "rootfs/bin/later"), ("rootfs/bin/later", "file")],
+     "does not point to an earlier member of rootfs"),
+    ([("rootfs/host", "sym", "/"), ("rootfs/host/etc/passwd", "file")], "is written through the symlink"),
+])
+def test_member_types_refuse_devices_and_escaping_links(extra, words):
+    members = [_member(*m) for m in GOOD_MEMBERS + extra]
+    problems = aci.check_member_types(members)
+    assert any(words in p for p in problems), problems
+
+
+def test_member_types_manifest_and_rootfs_kinds():
+    problems = aci.check_member_types([_member("manifest", "fifo"), _member("rootfs", "file")])
+    assert "member 'manifest' must be a regular file" in problems
+    assert "member 'rootfs' must be a directory" in problems
