@@ -3,17 +3,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Digests of files, trees and input sets, and the `<artifact>.inputs.json`
 stamp that makes non-idempotent steps (bootstrap, compile, pack) skip when
-their inputs did not change (osbuild's stage id; mkosi's cache manifest)."""
+their inputs did not change (osbuild's stage id; mkosi's cache manifest).
+
+Stamps are world-readable files beside the artifacts and travel with them, so
+a secret (a password) never enters them as a plain digest, which would allow
+fast offline guessing: it enters as an HMAC keyed with the build host's stamp
+key (`stamp_key`), a secret that never leaves the build host."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import stat
 import tempfile
 
 CHUNK = 1024 * 1024
+STAMP_KEY_BYTES = 32
+# crypt(3)'s salt alphabet; 64 characters, so a byte modulo 64 is uniform.
+CRYPT_SALT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def sha256_file(path, algorithm="sha256"):
@@ -79,9 +88,13 @@ def read_stamp(artifact_path, suffix=".inputs.json"):
         return None
 
 
-def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json"):
-    """Write the stamp atomically (temp file in the same directory, rename)."""
+def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json", notes=None):
+    """Write the stamp atomically (temp file in the same directory, rename).
+    Notes (what a reader of the artifact must know, such as a default
+    password) are recorded but are not inputs."""
     record = {"inputs": inputs, "digest": inputs_digest(inputs), "outputs": outputs or {}}
+    if notes:
+        record["notes"] = list(notes)
     target = stamp_path(artifact_path, suffix)
     fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=os.path.dirname(target) or ".")
     try:
@@ -115,3 +128,81 @@ def rebuild_reason(stamp, inputs, artifact_present):
         names = changed_inputs(stamp.get("inputs"), inputs)
         return "inputs changed: " + ", ".join(names) if names else "inputs changed"
     return None
+
+
+def _private_problem(path, st, euid, what, mask):
+    """Why a key file or its directory cannot be trusted, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "%s %s is a symbolic link; remove it" % (what, path)
+    if st.st_uid not in (euid, 0):
+        return "%s %s is owned by uid %d, not by uid %d who runs the build; remove it" % (
+            what, path, st.st_uid, euid)
+    if stat.S_IMODE(st.st_mode) & mask:
+        return "%s %s has mode %04o; it must be private to its owner (chmod %s)" % (
+            what, path, stat.S_IMODE(st.st_mode), "0700" if what.endswith("directory") else "0600")
+    return None
+
+
+def stamp_key(path, create=True):
+    """The build host's stamp key: (key bytes or None, created, problem).
+    Created on first use as STAMP_KEY_BYTES random bytes, mode 0600, in a
+    directory of mode 0700; an existing key is used only when it and its
+    directory are private to the user running the build (or root)."""
+    euid = os.geteuid()
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        if not create:
+            return None, False, None
+        os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
+        os.mkdir(directory, 0o700)
+        st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        return None, False, "stamp key directory %s is not a directory" % directory
+    problem = _private_problem(directory, st, euid, "stamp key directory", 0o077)
+    if problem:
+        return None, False, problem
+    created = False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if not create:
+            return None, False, None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(STAMP_KEY_BYTES))
+        created = True
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return None, False, "stamp key %s cannot be read (%s); remove it" % (path, exc.strerror)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None, False, "stamp key %s is not a regular file; remove it" % path
+        problem = _private_problem(path, st, euid, "stamp key", 0o077)
+        if problem:
+            return None, False, problem
+        key = f.read()
+    if len(key) != STAMP_KEY_BYTES:
+        return None, False, "stamp key %s holds %d bytes, not %d; remove it and a new one is made" % (
+            path, len(key), STAMP_KEY_BYTES)
+    return key, created, None
+
+
+def keyed_digest(key, name, value):
+    """HMAC-SHA256 of a secret, bound to its name: what a stamp records in
+    place of the secret. Without the key it allows no guessing."""
+    msg = b"osimage.builder secret\0" + name.encode("utf-8") + b"\0" + str(value).encode("utf-8")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def crypt_salt(key, identity, length=16):
+    """A crypt(3) salt for one image: keyed with the stamp key over the image's
+    identity (its inputs), so identical inputs give the identical hash (the
+    image stays reproducible) while another image, or another build host, gets
+    another salt. Never derived from the password alone: a salt in /etc/shadow
+    that is a fast function of the password is a fast oracle for guessing it."""
+    mac = hmac.new(key, b"osimage.builder crypt salt\0" + canonical_json(identity).encode("utf-8"),
+                   hashlib.sha512).digest()
+    return "".join(CRYPT_SALT_ALPHABET[b % 64] for b in mac[:length])

@@ -25,7 +25,15 @@ INFRASTRUCTURES = {
 }
 HYPERVISOR_ALIASES = {("aws", "xen"): "xen-hvm"}
 MEMBERS = ["image", "stemcell.MF", "packages.txt", "dev_tools_file_list.txt", "sbom.spdx.json"]
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+# BOSH stemcell versions (semi_semantic: dot-separated segments of letters,
+# digits, _ and -, with + and - for post/pre releases): "1.0", "621.125",
+# "0000", "1.0.0-dev.1". No space, no "/", no empty segment (so no ".."): the
+# version becomes part of file names. The roles' plans check the same rule.
+# \Z, not $: $ also matches before a final newline.
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_+-]*(\.[0-9A-Za-z_+-]+)*\Z")
+# BOSH operating system names ("ubuntu-jammy", "debian-bookworm"): they name
+# files and directories.
+OS_NAME_RE = VERSION_RE
 
 
 def resolve(infrastructure, hypervisor, disk_format):

@@ -15,17 +15,23 @@ description:
   - With O(state=query) it only reads, and says whether the artifact is up to date and if not why (which inputs
     changed, which output is missing or was modified). It never reports a change.
   - With O(state=present) it records the inputs and the outputs' digests after a build.
+  - With O(state=key) it keys secrets for the inputs. A stamp is a world-readable file that travels with its
+    artifact, so a password must never enter it as a plain digest (fast offline guessing). O(state=key) returns
+    each of O(secrets) as an HMAC-SHA256 keyed with the build host's stamp key O(key_file), which is created on
+    first use (32 random bytes, mode 0600, in a directory of mode 0700) and never leaves the build host; and a
+    crypt(3) salt keyed over O(inputs), the same for the same inputs, different for another image or host.
 version_added: 0.1.0
 author: osimage.builder contributors
 options:
   artifact:
-    description: The main artifact of the pipeline.
+    description: The main artifact of the pipeline. Required unless O(state=key).
     type: path
-    required: true
   inputs:
-    description: Everything the artifact is made from (variables, digests of task files, upstream artifacts' sha256).
+    description:
+      - Everything the artifact is made from (variables, digests of task files, upstream artifacts' sha256).
+        Required unless O(state=key).
+      - With O(state=key), the image's identity the crypt salt is made from (no secrets).
     type: dict
-    required: true
   outputs:
     description: Further files that belong to the artifact (package lists, manifests); they must exist too.
     type: list
@@ -37,14 +43,31 @@ options:
         C(.inputs.json) beside the same artifact uses another one.
     type: str
     default: .inputs.json
+  notes:
+    description:
+      - With O(state=present), sentences recorded in the stamp for whoever reads it (such as a default
+        password in the image). They are not inputs.
+    type: list
+    elements: str
+    default: []
+  key_file:
+    description: The build host's stamp key (O(state=key)). Refused when it or its directory is a symbolic link,
+      belongs to another user, or is readable or writable by group or others.
+    type: path
+  secrets:
+    description: Name to secret value (O(state=key)); only their keyed digests are returned.
+    type: dict
+    default: {}
   state:
-    description: V(query) to ask, V(present) to record.
+    description: V(query) to ask, V(present) to record, V(key) to key secrets with the stamp key.
     type: str
-    choices: [query, present]
+    choices: [query, present, key]
     default: query
 attributes:
   check_mode:
     support: full
+    details: With O(state=key), a missing stamp key is not created in check mode; C(hmac) and C(crypt_salt) are
+      then null.
   diff_mode:
     support: none
 """
@@ -62,27 +85,49 @@ EXAMPLES = r"""
     outputs: [/var/tmp/osimage/out/debian-bookworm-os-image-packages.txt]
     inputs: "{{ __os_image_inputs }}"
     state: present
+
+- name: Key the image's password with the build host's stamp key
+  osimage.builder.build_stamp:
+    state: key
+    key_file: /var/cache/osimage/keys/stamp.key
+    secrets:
+      users_password: "{{ vault_os_image_users_password }}"
+    inputs: {name: debian-bookworm, architecture: amd64}
+  register: __os_image_keyed
+  no_log: true
 """
 
 RETURN = r"""
 uptodate:
   description: Whether the artifact exists, its outputs are unchanged and the inputs match the recorded ones.
-  returned: always
+  returned: unless O(state=key)
   type: bool
 reason:
   description: Why the artifact is not up to date (null when it is).
-  returned: always
+  returned: unless O(state=key)
   type: str
   sample: "inputs changed: os_image_packages"
 inputs_digest:
   description: sha256 of the sorted JSON of O(inputs).
-  returned: always
+  returned: unless O(state=key)
   type: str
 artifacts:
   description: The artifact and the outputs, each as path, size and sha256.
   returned: when the artifact exists
   type: list
   elements: dict
+hmac:
+  description: Name to HMAC-SHA256 (hex) of each of O(secrets), keyed with the stamp key.
+  returned: O(state=key)
+  type: dict
+crypt_salt:
+  description: 16 characters of crypt(3)'s salt alphabet, keyed with the stamp key over O(inputs).
+  returned: O(state=key)
+  type: str
+key_file:
+  description: The stamp key's path.
+  returned: O(state=key)
+  type: str
 """
 
 import os
@@ -91,25 +136,51 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
+    crypt_salt,
     inputs_digest,
+    keyed_digest,
     read_stamp,
     rebuild_reason,
+    stamp_key,
     write_stamp,
 )
+
+
+def key_secrets(module):
+    p = module.params
+    if not p["key_file"]:
+        module.fail_json(msg="state=key needs key_file (the build host's stamp key)")
+    try:
+        key, created, problem = stamp_key(p["key_file"], create=not module.check_mode)
+    except OSError as exc:
+        module.fail_json(msg="cannot create the stamp key %s: %s" % (p["key_file"], exc))
+    if problem:
+        module.fail_json(msg=problem)
+    if key is None:  # check mode, no key yet
+        module.exit_json(changed=True, key_file=p["key_file"], hmac=None, crypt_salt=None)
+    module.exit_json(changed=created, key_file=p["key_file"],
+                     hmac={name: keyed_digest(key, name, value) for name, value in sorted(p["secrets"].items())},
+                     crypt_salt=crypt_salt(key, p["inputs"] or {}))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            artifact=dict(type="path", required=True),
-            inputs=dict(type="dict", required=True),
+            artifact=dict(type="path"),
+            inputs=dict(type="dict"),
             outputs=dict(type="list", elements="path", default=[]),
             suffix=dict(type="str", default=".inputs.json"),
-            state=dict(type="str", default="query", choices=["query", "present"]),
+            notes=dict(type="list", elements="str", default=[]),
+            key_file=dict(type="path", no_log=False),
+            secrets=dict(type="dict", default={}, no_log=True),
+            state=dict(type="str", default="query", choices=["query", "present", "key"]),
         ),
+        required_if=[("state", "query", ["artifact", "inputs"]), ("state", "present", ["artifact", "inputs"])],
         supports_check_mode=True,
     )
     p = module.params
+    if p["state"] == "key":
+        key_secrets(module)
     files = [p["artifact"]] + p["outputs"]
     missing = [f for f in files if not os.path.isfile(f)]
     if not p["suffix"].startswith(".") or "/" in p["suffix"]:
@@ -132,7 +203,7 @@ def main():
         result["changed"] = True
         if not module.check_mode:
             write_stamp(p["artifact"], p["inputs"], {"sha256": {a["path"]: a["sha256"] for a in arts}},
-                        suffix=p["suffix"])
+                        suffix=p["suffix"], notes=p["notes"])
         result.update(uptodate=True, reason=None)
     module.exit_json(**result)
 

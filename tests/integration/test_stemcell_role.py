@@ -194,3 +194,20 @@ def test_sigkill_during_image_create_then_the_next_run_completes(stemcell, tmp_p
     assert os.path.exists(os.path.join(out, NAME.replace("0000", "9999")))
     disk_dir = os.path.join(build, "stemcell", "openstack-kvm-debian-bookworm")
     assert [n for n in os.listdir(disk_dir) if n.startswith(".")] == [], "half-written files left behind"
+
+
+def test_the_stemcell_is_private_and_its_stamp_keys_the_grub_password(stemcell):
+    # The stemcell's disk holds the image's /etc/shadow; its stamp holds the
+    # grub password only keyed with the build host's stamp key.
+    import hashlib
+    import json
+    dirs, _results = stemcell
+    out = dirs["osimage_output_dir"]
+    assert oct(os.stat(os.path.join(out, NAME)).st_mode & 0o777) == "0o600"
+    stamp = json.load(open(os.path.join(out, NAME + ".pipeline.json")))
+    assert "grub_password_sha256" not in stamp["inputs"] and len(stamp["inputs"]["grub_password_hmac"]) == 64
+    password = open(os.path.expanduser("~/.osimage/stemcell-grub-password")).read().strip().encode()
+    for name in os.listdir(out):
+        if name.endswith(".json"):
+            data = open(os.path.join(out, name), "rb").read()
+            assert password not in data and hashlib.sha256(password).hexdigest().encode() not in data, name

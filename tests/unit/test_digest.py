@@ -46,3 +46,78 @@ def test_tree_digest_sees_content_names_and_modes(tmp_path):
     assert second != first
     os.chmod(f, 0o600)
     assert d.tree_digest([str(tmp_path / "t")]) != second
+
+
+def test_stamp_key_is_made_private_on_first_use_and_then_reused(tmp_path):
+    path = str(tmp_path / "cache" / "keys" / "stamp.key")
+    key, created, problem = d.stamp_key(path)
+    assert problem is None and created is True and len(key) == d.STAMP_KEY_BYTES
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
+    assert d.stamp_key(path) == (key, False, None)
+
+
+def test_stamp_key_missing_in_check_mode_is_not_made(tmp_path):
+    path = str(tmp_path / "keys" / "stamp.key")
+    assert d.stamp_key(path, create=False) == (None, False, None)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_stamp_key_that_others_can_read_is_refused(tmp_path):
+    path = str(tmp_path / "keys" / "stamp.key")
+    d.stamp_key(path)
+    os.chmod(path, 0o644)
+    key, _created, problem = d.stamp_key(path)
+    assert key is None and "stamp key %s has mode 0644" % path in problem and "chmod 0600" in problem
+
+
+def test_stamp_key_directory_that_others_can_write_is_refused(tmp_path):
+    path = str(tmp_path / "keys" / "stamp.key")
+    d.stamp_key(path)
+    os.chmod(os.path.dirname(path), 0o777)
+    key, _created, problem = d.stamp_key(path)
+    assert key is None and "stamp key directory" in problem and "chmod 0700" in problem
+
+
+def test_stamp_key_symlink_and_short_key_are_refused(tmp_path):
+    (tmp_path / "keys").mkdir(mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"k" * 32)
+    os.symlink(str(target), str(tmp_path / "keys" / "stamp.key"))
+    key, _created, problem = d.stamp_key(str(tmp_path / "keys" / "stamp.key"))
+    assert key is None and "cannot be read" in problem
+    os.unlink(str(tmp_path / "keys" / "stamp.key"))
+    short = tmp_path / "keys" / "stamp.key"
+    short.write_bytes(b"short")
+    os.chmod(str(short), 0o600)
+    key, _created, problem = d.stamp_key(str(short))
+    assert key is None and "holds 5 bytes, not 32" in problem
+
+
+def test_keyed_digest_is_no_plain_digest_of_the_secret():
+    import hashlib
+    key = b"k" * 32
+    mac = d.keyed_digest(key, "users_password", "c1oudc0w")
+    plain = {hashlib.new(a, b"c1oudc0w").hexdigest() for a in ("md5", "sha1", "sha256", "sha512")}
+    assert mac not in plain and len(mac) == 64
+    assert mac == d.keyed_digest(key, "users_password", "c1oudc0w")
+    assert mac != d.keyed_digest(b"x" * 32, "users_password", "c1oudc0w")
+    assert mac != d.keyed_digest(key, "grub_password", "c1oudc0w")
+
+
+def test_crypt_salt_follows_the_image_not_the_password():
+    key = b"k" * 32
+    bookworm = d.crypt_salt(key, {"suite": "bookworm", "packages": ["a"]})
+    assert len(bookworm) == 16 and set(bookworm) <= set(d.CRYPT_SALT_ALPHABET)
+    assert bookworm == d.crypt_salt(key, {"packages": ["a"], "suite": "bookworm"})
+    assert bookworm != d.crypt_salt(key, {"suite": "jammy", "packages": ["a"]})
+    assert bookworm != d.crypt_salt(b"x" * 32, {"suite": "bookworm", "packages": ["a"]})
+
+
+def test_notes_are_recorded_but_are_not_inputs(tmp_path):
+    art = tmp_path / "x.tgz"
+    art.write_bytes(b"x")
+    stamp = d.write_stamp(str(art), {"a": 1}, notes=["uses BOSH's well-known default password"])
+    assert d.read_stamp(str(art))["notes"] == ["uses BOSH's well-known default password"]
+    assert d.rebuild_reason(stamp, {"a": 1}, True) is None
+    assert "notes" not in d.write_stamp(str(art), {"a": 1})

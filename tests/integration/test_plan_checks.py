@@ -1,0 +1,216 @@
+"""What the os_image and stemcell plans refuse before the first stage, in
+seconds: values that would reach generated files (apt sources, grub.cfg,
+qemu's -drive) or become paths, a wrong stemcell_os_image_sha256, work and
+output directories that others own or can write; and what they say about
+secrets: the stamp key, the keyed password, BOSH's default password."""
+import hashlib
+import hmac
+import json
+import os
+
+import pytest
+
+from tests.conftest import REPO, failed_msgs, needs_root, run_module, run_playbook
+
+pytestmark = [needs_root]
+
+OS_IMAGE_ONLY = os.path.join(REPO, "tests", "integration", "files", "os_image_only.yml")
+PLAN_SUMMARY = os.path.join(REPO, "tests", "integration", "files", "os_image_plan_summary.yml")
+STEMCELL_ONLY = os.path.join(REPO, "tests", "integration", "files", "stemcell_only.yml")
+
+
+def dirs(tmp_path):
+    return {"osimage_work_dir": str(tmp_path / "work"), "osimage_output_dir": str(tmp_path / "output"),
+            "osimage_cache_dir": str(tmp_path / "cache")}
+
+
+def refused(playbook, tmp_path, extra, expect):
+    vars_ = dirs(tmp_path)
+    vars_.update(extra)
+    rc, _stats, results = run_playbook(playbook, vars_)
+    assert rc != 0
+    msgs = failed_msgs(results)
+    assert any(expect in m for m in msgs), msgs
+    out = vars_["osimage_output_dir"]
+    assert not os.path.exists(out) or os.listdir(out) == []
+    return msgs
+
+
+@pytest.mark.parametrize("extra,expect", [
+    # A newline in the security mirror would add "Trusted: yes" to the image's deb822 sources.
+    ({"os_image_security_mirror": "http://127.0.0.1/debian-security\nTrusted: yes"},
+     "os_image_security_mirror must not contain a newline"),
+    ({"os_image_security_mirror": "http://127.0.0.1/debian security"},
+     "os_image_security_mirror must be an http://, https:// or file:// URL"),
+    ({"os_image_mirror": "ftp://127.0.0.1/debian"}, "os_image_mirror must be an http://, https:// or file:// URL"),
+    ({"os_image_mirror": 'http://127.0.0.1/"debian'}, "os_image_mirror must be an http://, https:// or file:// URL"),
+    ({"os_image_extra_packages": ["vim", "-oAPT::Get::AllowUnauthenticated=true"]},
+     'os_image_extra_packages: ["-oAPT::Get::AllowUnauthenticated=true"] are not Debian package names'),
+    ({"os_image_keyring": "/usr/share/keyrings/x.gpg\n"}, "os_image_keyring must not contain a newline"),
+    ({"os_image_post_stage_hooks": {"base_nothing": "/tmp/hook.yml"}},
+     'os_image_post_stage_hooks: ["base_nothing"] are not stages of the OS image'),
+    ({"osimage_work_dir": "relative/work"}, "os_image_work_dir must be an absolute path"),
+])
+def test_os_image_plan_refuses_injection(tmp_path, extra, expect):
+    refused(OS_IMAGE_ONLY, tmp_path, extra, expect)
+    assert not (tmp_path / "work").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.fixture
+def fake_os_image(tmp_path):
+    path = tmp_path / "debian-bookworm-os-image.tgz"
+    path.write_bytes(b"not really an OS image\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ({"stemcell_kernel_cmdline": "console=ttyS0\ninit=/bin/sh"}, "stemcell_kernel_cmdline must not contain a newline"),
+    ({"stemcell_kernel_cmdline": 'console=ttyS0 x="y"'}, "stemcell_kernel_cmdline may hold only letters"),
+    ({"stemcell_kernel_cmdline": "console=ttyS0; echo"}, "stemcell_kernel_cmdline may hold only letters"),
+    ({"stemcell_grub_superuser": 'vcap"; set superusers="'}, "stemcell_grub_superuser may hold only letters"),
+    ({"stemcell_grub_superuser": "vcap\n"}, "stemcell_grub_superuser may hold only letters"),
+    ({"stemcell_grub_password": "one\ntwo"}, "stemcell_grub_password must not contain a newline"),
+    ({"stemcell_version": "1.0 beta"}, 'stemcell_version="1.0 beta" is not a BOSH stemcell version'),
+    ({"stemcell_version": "../../etc"}, 'stemcell_version="../../etc" is not a BOSH stemcell version'),
+    ({"stemcell_version": "1..0"}, 'stemcell_version="1..0" is not a BOSH stemcell version'),
+    ({"stemcell_version": "1.0\n"}, 'stemcell_version="1.0\\n" is not a BOSH stemcell version'),
+    ({"stemcell_os_name": "../debian"}, 'stemcell_os_name="../debian" is not a BOSH operating system name'),
+    ({"stemcell_os_name": "debian/bookworm"}, 'stemcell_os_name="debian/bookworm" is not a BOSH operating system'),
+    ({"osimage_work_dir": "/var/tmp/a,format=qcow2"}, "stemcell_work_dir must not contain a comma"),
+    ({"stemcell_agent_src": "gopher://127.0.0.1/bosh-agent", "stemcell_agent_sha256": "0" * 64},
+     "stemcell_agent_src must be a path or an http://"),
+    ({"stemcell_kernel_packages": ["linux-image-cloud-amd64", "--force-yes"]},
+     'stemcell_kernel_packages: ["--force-yes"] are not Debian package names'),
+    ({"stemcell_os_image_sha256": "xyz"}, "stemcell_os_image_sha256 must be a sha256 (64 hex digits)"),
+])
+def test_stemcell_plan_refuses_injection(tmp_path, fake_os_image, extra, expect):
+    msgs = refused(STEMCELL_ONLY, tmp_path, dict({"stemcell_os_image": fake_os_image}, **extra), expect)
+    assert not (tmp_path / "work").exists()
+    # A secret's problem is named, never shown.
+    assert not any("one\ntwo" in m or "one\\ntwo" in m for m in msgs)
+
+
+def test_stemcell_version_in_bosh_format_is_accepted(tmp_path, fake_os_image):
+    # It gets past the plan's checks: the fake OS image fails to unpack in the first stage.
+    vars_ = dict(dirs(tmp_path), stemcell_os_image=fake_os_image, stemcell_version="621.125-dev.1+build_2")
+    rc, _stats, results = run_playbook(STEMCELL_ONLY, vars_)
+    assert rc != 0
+    msgs = failed_msgs(results)
+    assert any("Stemcell stage untar_base_os_image failed" in m for m in msgs), msgs
+    assert os.listdir(vars_["osimage_output_dir"]) == []
+
+
+def test_a_wrong_stemcell_os_image_sha256_is_refused(tmp_path, fake_os_image):
+    wrong = hashlib.sha256(b"another OS image").hexdigest()
+    right = hashlib.sha256(open(fake_os_image, "rb").read()).hexdigest()
+    msgs = refused(STEMCELL_ONLY, tmp_path, {"stemcell_os_image": fake_os_image, "stemcell_os_image_sha256": wrong},
+                   "stemcell_os_image_sha256=%s does not match stemcell_os_image=%s (its sha256 is %s)"
+                   % (wrong, fake_os_image, right))
+    assert any("refusing to use it" in m for m in msgs)
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_work_dir_that_another_user_owns_is_refused(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    os.chown(str(work), 65534, 65534)
+    refused(OS_IMAGE_ONLY, tmp_path, {},
+            "os_image_work_dir=%s: %s belongs to uid 65534, not root" % (work, work))
+
+
+def test_a_world_writable_output_dir_is_refused(tmp_path):
+    out = tmp_path / "output"
+    out.mkdir()
+    os.chmod(str(out), 0o777)
+    refused(OS_IMAGE_ONLY, tmp_path, {}, "os_image_output_dir=%s: %s is writable by group or others (mode 0777)"
+            % (out, out))
+
+
+def test_a_parent_made_first_in_a_sticky_directory_is_refused(tmp_path, fake_os_image):
+    # /var/tmp/osimage made by someone else before the first build.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    squatted = shared / "osimage"
+    squatted.mkdir()
+    os.chown(str(squatted), 65534, 65534)
+    vars_ = {"osimage_work_dir": str(squatted / "work"), "osimage_output_dir": str(squatted / "output"),
+             "stemcell_os_image": fake_os_image}
+    rc, _stats, results = run_playbook(STEMCELL_ONLY, dict(vars_, osimage_cache_dir=str(tmp_path / "cache")))
+    assert rc != 0
+    msgs = failed_msgs(results)
+    assert any("stemcell_work_dir=%s: %s belongs to uid 65534, not root" % (squatted / "work", squatted) in m
+               for m in msgs), msgs
+    assert os.listdir(str(squatted)) == []
+
+
+def test_a_symlinked_work_dir_made_by_another_user_is_refused(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "work"
+    os.symlink(str(target), str(link))
+    os.lchown(str(link), 65534, 65534)
+    refused(OS_IMAGE_ONLY, tmp_path, {}, "os_image_work_dir=%s: %s belongs to uid 65534, not root" % (link, link))
+
+
+def _plan_and_summary(tmp_path, **extra):
+    """The plan and the summary over a stand-in OS image (no stage runs)."""
+    vars_ = dict(dirs(tmp_path), **extra)
+    out = tmp_path / "output"
+    out.mkdir(mode=0o700)
+    (out / "debian-bookworm-os-image.tgz").write_bytes(b"stand-in")
+    (out / "debian-bookworm-os-image-packages.txt").write_text("ii  base-files 12.4 amd64\n")
+    rc, _stats, results = run_playbook(PLAN_SUMMARY, vars_)
+    assert rc == 0, failed_msgs(results)
+    return results
+
+
+def _key(tmp_path):
+    return open(str(tmp_path / "cache" / "keys" / "stamp.key"), "rb").read()
+
+
+def test_the_default_password_is_named_in_the_summary(tmp_path):
+    results = _plan_and_summary(tmp_path)
+    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
+    assert any("uses BOSH's well-known default password; set os_image_users_password from a vault" in row
+               for row in table), table
+    key_file = tmp_path / "cache" / "keys" / "stamp.key"
+    assert oct(os.stat(str(key_file)).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(str(key_file.parent)).st_mode & 0o777) == "0o700"
+    assert len(_key(tmp_path)) == 32
+    for d in ("work", "output"):
+        assert oct(os.stat(str(tmp_path / d)).st_mode & 0o777) == "0o700", d
+
+
+def test_the_stamp_inputs_hold_the_password_keyed_never_plain(tmp_path):
+    password = "Distinctive-Test-Passw0rd-9e41"
+    results = _plan_and_summary(tmp_path, os_image_users_password=password)
+    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
+    assert not any("default password" in row for row in table)
+    stamp = next(r for r in results if r["_task"] == "Is the OS image up to date?")
+    inputs = stamp["invocation"]["module_args"]["inputs"]
+    assert "users_password_sha256" not in inputs
+    expected = hmac.new(_key(tmp_path), b"osimage.builder secret\0users_password\0" + password.encode(),
+                        hashlib.sha256).hexdigest()
+    assert inputs["users_password_hmac"] == expected
+    everything = json.dumps(results)
+    for leak in [password] + [hashlib.new(a, password.encode()).hexdigest() for a in ("md5", "sha1", "sha256",
+                                                                                       "sha512")]:
+        assert leak not in everything
+
+
+def test_build_stamp_keys_secrets_and_masks_them(tmp_path):
+    key_file = str(tmp_path / "keys" / "stamp.key")
+    args = {"state": "key", "key_file": key_file, "secrets": {"users_password": "Masked-Secret-77"},
+            "inputs": {"suite": "bookworm"}}
+    first = run_module("build_stamp", args)
+    assert first["changed"] is True and len(first["crypt_salt"]) == 16, first
+    again = run_module("build_stamp", args)
+    assert again["changed"] is False
+    assert again["hmac"] == first["hmac"] and again["crypt_salt"] == first["crypt_salt"]
+    other = run_module("build_stamp", dict(args, inputs={"suite": "trixie"}))
+    assert other["crypt_salt"] != first["crypt_salt"] and other["hmac"] == first["hmac"]
+    assert "Masked-Secret-77" not in json.dumps(first)
+    os.chmod(key_file, 0o644)
+    bad = run_module("build_stamp", args)
+    assert bad.get("failed") and "has mode 0644" in bad["msg"] and "chmod 0600" in bad["msg"]
