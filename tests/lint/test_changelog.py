@@ -1,0 +1,133 @@
+"""The changelog is antsibull-changelog's (changelogs/): the fragments lint
+clean, each one parses, a release made from them lists every entry, and
+CHANGELOG.md is exactly what `antsibull-changelog generate` makes of
+changelogs/changelog.yaml. Nothing here needs git tags or a git checkout."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, REPO
+
+CHANGELOGS = os.path.join(REPO, "changelogs")
+FRAGMENTS = os.path.join(CHANGELOGS, "fragments")
+CONFIG = yaml.safe_load(open(os.path.join(CHANGELOGS, "config.yaml")))
+SECTIONS = {name for name, _title in CONFIG["sections"]}
+PRELUDE = CONFIG["prelude_section_name"]
+TRIVIAL = CONFIG.get("trivial_section_name", "trivial")
+
+
+def antsibull_changelog(*args, cwd=REPO):
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1")
+    return subprocess.run([os.path.join(BIN, "antsibull-changelog"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def fragment_files():
+    # dotfiles (.keep holds the directory in git) are not fragments for antsibull-changelog either
+    if not os.path.isdir(FRAGMENTS):
+        return []
+    return sorted(n for n in os.listdir(FRAGMENTS) if not n.startswith("."))
+
+
+def fragments():
+    return {name: yaml.safe_load(open(os.path.join(FRAGMENTS, name))) for name in fragment_files()}
+
+
+def plain(text):
+    """Text without markup, to compare a fragment's entry with its rendering:
+    RST literals (``x``), Markdown's backslash escapes and <code> tags."""
+    text = re.sub(r"</?code>", "", text).replace("``", "")
+    text = re.sub(r"\\(.)", r"\1", text)
+    return " ".join(text.split())
+
+
+def test_antsibull_changelog_lint():
+    proc = antsibull_changelog("lint")
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", fragment_files())
+def test_fragment_parses(name):
+    assert name.endswith((".yml", ".yaml")), "%s: fragments are YAML files (.yml)" % name
+    data = yaml.safe_load(open(os.path.join(FRAGMENTS, name)))
+    assert isinstance(data, dict) and data, "%s: a fragment is a mapping of section -> entries" % name
+    for section, entries in data.items():
+        if section.startswith(("add object.", "add plugin.")):
+            assert isinstance(entries, list) and entries, (name, section)
+            for entry in entries:
+                assert set(entry) <= {"name", "description", "namespace"}, (name, section, entry)
+                assert entry["name"] and entry["description"], (name, section, entry)
+            continue
+        assert section in SECTIONS | {PRELUDE, TRIVIAL}, (
+            "%s: unknown section %r (changelogs/config.yaml has %s)" % (name, section, sorted(SECTIONS)))
+        if section == PRELUDE:
+            assert isinstance(entries, str) and entries.strip(), (name, section)
+        else:
+            assert isinstance(entries, list) and entries, (name, section)
+            assert all(isinstance(e, str) and e.strip() for e in entries), (name, section)
+
+
+def _copy(tmp_path):
+    """galaxy.yml and changelogs/ (without the plugin cache) in a tmp dir."""
+    work = tmp_path / "collection"
+    work.mkdir()
+    shutil.copy(os.path.join(REPO, "galaxy.yml"), work)
+    shutil.copytree(CHANGELOGS, work / "changelogs", ignore=shutil.ignore_patterns(".plugin-cache.yaml"))
+    return work
+
+
+def test_changelog_md_is_generated_from_changelog_yaml(tmp_path):
+    work = _copy(tmp_path)
+    proc = antsibull_changelog("generate", cwd=str(work))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for output in CONFIG["output"]:
+        generated = (work / output["file"]).read_text()
+        with open(os.path.join(REPO, output["file"])) as f:
+            assert f.read() == generated, (
+                "%s is not what `antsibull-changelog generate` makes of changelogs/changelog.yaml: "
+                "run .venv/bin/antsibull-changelog generate" % output["file"])
+
+
+def test_a_release_lists_every_fragment_entry(tmp_path):
+    """Release the fragments in a copy: every entry lands in changelog.yaml
+    and in the generated changelog."""
+    if not fragment_files():
+        pytest.skip("no unreleased changes: changelogs/fragments/ is empty")
+    work = _copy(tmp_path)
+    released = yaml.safe_load((work / "changelogs" / "changelog.yaml").read_text())["releases"]
+    version = yaml.safe_load(open(os.path.join(REPO, "galaxy.yml")))["version"]
+    assert version not in released, (
+        "galaxy.yml's version %s is released already although changelogs/fragments/ holds changes: "
+        "raise the version in galaxy.yml" % version)
+    # New modules and plugins are found by ansible-doc (version_added); what is
+    # tested here is the fragments, so an empty plugin cache stands in for it.
+    (work / "changelogs" / ".plugin-cache.yaml").write_text(
+        yaml.safe_dump({"version": version, "plugins": {}, "objects": {}}))
+    proc = antsibull_changelog("release", "--version", version, "--date", "2099-01-01", cwd=str(work))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = antsibull_changelog("generate", cwd=str(work))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    release = yaml.safe_load((work / "changelogs" / "changelog.yaml").read_text())["releases"][version]
+    rendered = plain((work / CONFIG["output"][0]["file"]).read_text())
+    for name, data in fragments().items():
+        for section, entries in data.items():
+            if section == TRIVIAL:
+                continue
+            if section.startswith(("add object.", "add plugin.")):
+                kind, obj_type = section[len("add "):].split(".", 1)
+                listed = release["objects" if kind == "object" else "plugins"][obj_type]
+                for entry in entries:
+                    assert entry["name"] in [e["name"] for e in listed], (name, section, entry)
+                    assert plain("%s - %s" % (entry["name"], entry["description"])) in rendered
+                continue
+            if section == PRELUDE:
+                assert plain(entries) in rendered, (name, section)
+                continue
+            assert set(entries) <= set(release["changes"][section]), (name, section)
+            for entry in entries:
+                assert plain(entry) in rendered, (name, section, entry)
