@@ -226,3 +226,15 @@ def test_no_config_for_the_kernel_version(tmp_path):
     rc, stats, results = run_playbook(PLAYBOOK, dict(vars_for(tmp_path), rkt_stage1_kernel_version="5.99"))
     assert rc != 0
     assert any("neither linux-5.99.config nor linux-5.99.config" in m for m in failed_msgs(results))
+
+
+@pytest.mark.parametrize("var,value,says", [
+    ("rkt_stage1_kernel_version", "../6.1", "is not a kernel version"),
+    ("rkt_stage1_kernel_version_suffix", "-v1/../../x", "may hold only letters, digits"),
+    ("rkt_stage1_upstream_version", "1.30.0 beta", "is not a version"),
+])
+def test_versions_that_cannot_be_names_are_refused_in_the_plan(tmp_path, var, value, says):
+    rc, _stats, results = run_playbook(PLAYBOOK, dict(vars_for(tmp_path), **{var: value}))
+    msgs = failed_msgs(results)
+    assert rc != 0 and any("%s=%s %s" % (var, value, says) in m for m in msgs), msgs
+    assert not os.path.exists(str(tmp_path / "output")) or os.listdir(str(tmp_path / "output")) == []
