@@ -82,9 +82,10 @@ SUPPORT_PACKAGES = [
     "acl", "attr", "procps",
 ]
 
-# What the test suite needs on top (molecule's SSH build host, the fresh-root
-# test's `git archive` of the checkout).
-TEST_PACKAGES = ["openssh-server", "openssh-client", "git"]
+# What the test suite needs on top: molecule's SSH build host, the fresh-root
+# test's `git archive` of the checkout, and gpg-agent for the throw-away
+# archive keys the trust-chain tests generate (gpg alone cannot make keys).
+TEST_PACKAGES = ["openssh-server", "openssh-client", "git", "gpg-agent"]
 
 
 def packages(tests=False):

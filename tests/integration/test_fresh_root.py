@@ -95,7 +95,11 @@ def checkout_tar():
     OSIMAGE_FRESH_ROOT_REV picks another revision (to show an old one fail)."""
     rev = os.environ.get("OSIMAGE_FRESH_ROOT_REV") or subprocess.run(
         ["git", "-C", REPO, "stash", "create"], capture_output=True, text=True, check=True).stdout.strip() or "HEAD"
-    return subprocess.run(["git", "-C", REPO, "archive", "--format=tar", "--prefix=osimage/", rev],
+    # Modes as a clone by root (umask 022) has them: git archive's own
+    # default (tar.umask 002) makes group-writable directories, which the
+    # build rightly refuses above its output directory.
+    return subprocess.run(["git", "-C", REPO, "-c", "tar.umask=0022", "archive", "--format=tar", "--prefix=osimage/",
+                           rev],
                           capture_output=True, check=True).stdout
 
 
