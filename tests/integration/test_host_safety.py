@@ -430,21 +430,25 @@ def test_aci_validation_accepts_links_that_stay_inside_rootfs(tmp_path):
 ], indirect=["linked_root"])
 def test_a_stage_refuses_an_image_whose_symlinks_lead_onto_the_host(tmp_path, linked_root, decoy, role, stage,
                                                                     written):
-    """The role's stage runner checks every path the role writes from the
-    host (sshd_config, hosts) before the stage: an image whose /etc or
-    /etc/ssh leads to the host is refused, and the host's files stay as
-    they were."""
+    """The pipeline runner runs the role's root_guard (pipeline_before_each_stage)
+    before the stage: every path the role writes from the host (sshd_config,
+    hosts) is checked, an image whose /etc or /etc/ssh leads to the host is
+    refused, and the host's files stay as they were. One stage of the
+    runner, with the role's own variables (its defaults and vars/main.yml)."""
     root, _own = linked_root
     before = snapshot(decoy)
+    role_dir = os.path.join(REPO, "roles", role)
     play = tmp_path / "play.yml"
     play.write_text(json.dumps([{
         "hosts": "localhost", "connection": "local", "gather_facts": False,
         "vars": {"ansible_python_interpreter": sys.executable},
-        "tasks": [{"name": "One stage of the role", "ansible.builtin.include_role": {
-            "name": "osimage.builder." + role, "tasks_from": "_stage.yml"},
-            "vars": {"__%s_chroot" % role: root, "__%s_stage" % role: stage,
-                     "__%s_stage_index" % role: 1, "__%s_resume_index" % role: 0,
-                     "__%s_timings" % role: []}}],
+        "vars_files": [os.path.join(role_dir, "defaults", "main.yml"), os.path.join(role_dir, "vars", "main.yml")],
+        "tasks": [{"name": "One stage of the role on the runner", "ansible.builtin.include_role": {
+            "name": "osimage.builder.pipeline", "tasks_from": "_stage.yml"},
+            "vars": {"__%s_chroot" % role: root, "__pipeline_stage": stage,
+                     "__pipeline_stage_index": 1, "__pipeline_resume_index": 0, "__pipeline_timings": [],
+                     "pipeline_stage_dir": os.path.join(role_dir, "tasks"),
+                     "pipeline_before_each_stage": os.path.join(role_dir, "tasks", "_root_guard.yml")}}],
     }]))
     rc, _stats, results = run_playbook(str(play), inventory="localhost,")
     msgs = [r.get("msg", "") for r in results if r.get("failed")]

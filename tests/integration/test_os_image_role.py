@@ -1,6 +1,9 @@
-"""The os_image role end to end on this machine: a real build, a no-op
-re-run, the hardening of the result, bad input, a failing and an interrupted
-stage that leave no mounts."""
+"""The os_image role end to end on this machine: a real build on the
+pipeline runner and its report, a no-op re-run, a build resumed at base_apt
+that gives the same OS image, the hardening of the result, bad input, a
+failing and an interrupted stage that leave no mounts."""
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +30,19 @@ pytestmark = [needs_root, pytest.mark.slow, pytest.mark.network]
 PLAYBOOK = os.path.join(REPO, "playbooks", "build-os-image.yml")
 FAIL_HOOK = os.path.join(REPO, "tests", "integration", "files", "fail_inside_chroot.yml")
 SLEEP_HOOK = os.path.join(REPO, "tests", "integration", "files", "sleep_inside_chroot.yml")
+TGZ = "debian-bookworm-os-image.tgz"
+PACKAGES = "debian-bookworm-os-image-packages.txt"
+STAGES = [
+    "base_debootstrap", "base_ubuntu_firstboot", "base_apt", "base_ubuntu_build_essential",
+    "base_ubuntu_packages", "base_file_permission", "base_ssh", "bosh_sysstat", "bosh_environment",
+    "bosh_sysctl", "bosh_limits", "bosh_users", "bosh_monit", "bosh_ntp", "bosh_sudoers", "bosh_systemd",
+    "password_policies", "restrict_su_command", "tty_config", "rsyslog_config", "delay_monit_start",
+    "system_grub", "vim_tiny", "cron_config", "escape_ctrl_alt_del", "bosh_audit_ubuntu",
+    "bosh_log_audit_start", "clean_machine_id", "os_image_tarball"]
+
+
+def stage_table(results):
+    return next(r for r in results if r["_task"] == "Show the stage table")["msg"]
 
 
 @pytest.fixture(scope="session")
@@ -51,32 +67,83 @@ def unpacked(build, tmp_path_factory):
 def test_the_build_writes_the_os_image_and_its_package_list(build):
     dirs, stats, results = build
     out = dirs["osimage_output_dir"]
-    assert sorted(os.listdir(out)) == ["debian-bookworm-os-image-packages.txt", "debian-bookworm-os-image.tgz",
-                                       "debian-bookworm-os-image.tgz.inputs.json"]
-    packages = open(os.path.join(out, "debian-bookworm-os-image-packages.txt")).read()
+    # The pipeline's stamp (.pipeline.json) and report beside the tarball.
+    assert sorted(os.listdir(out)) == [PACKAGES, TGZ, TGZ + ".pipeline.json", TGZ + ".report.json",
+                                       TGZ + ".report.md"]
+    packages = open(os.path.join(out, PACKAGES)).read()
     assert "ii  openssh-server " in packages and "ii  rsyslog " in packages
-    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
-    assert table[0] == "OS image debian-bookworm: built"
-    assert [row.split()[0] for row in table[1:29]] == [
-        "base_debootstrap", "base_ubuntu_firstboot", "base_apt", "base_ubuntu_build_essential",
-        "base_ubuntu_packages", "base_file_permission", "base_ssh", "bosh_sysstat", "bosh_environment",
-        "bosh_sysctl", "bosh_limits", "bosh_users", "bosh_monit", "bosh_ntp", "bosh_sudoers", "bosh_systemd",
-        "password_policies", "restrict_su_command", "tty_config", "rsyslog_config", "delay_monit_start",
-        "system_grub", "vim_tiny", "cron_config", "escape_ctrl_alt_del", "bosh_audit_ubuntu",
-        "bosh_log_audit_start", "clean_machine_id"]
+    table = stage_table(results)
+    assert table[0].startswith("OS image %s: built (" % TGZ), table[0]
+    assert [row.split()[0] for row in table[1:1 + len(STAGES)]] == STAGES
     assert mounts_under(dirs["osimage_work_dir"]) == []
+
+
+def test_the_build_report(build):
+    dirs = build[0]
+    out = dirs["osimage_output_dir"]
+    report = json.load(open(os.path.join(out, TGZ + ".report.json")))
+    assert report["pipeline"] == "os_image" and report["title"] == "OS image"
+    assert [s["stage"] for s in report["stages"]] == STAGES
+    assert {s["status"] for s in report["stages"]} == {"built"}
+    assert [a["path"] for a in report["artifacts"]] == [os.path.join(out, TGZ), os.path.join(out, PACKAGES)]
+    for art in report["artifacts"]:
+        data = open(art["path"], "rb").read()
+        assert art["sha256"] == hashlib.sha256(data).hexdigest() and art["size"] == len(data), art["path"]
+    assert report["inputs"]["suite"] == "bookworm" and "users_password_hmac" not in report["inputs"]
+    assert set(report["versions"]) >= {"os_image role", "modules", "ansible-core", "osimage.builder"}
+    stamp = json.load(open(os.path.join(out, TGZ + ".pipeline.json")))
+    assert stamp["outputs"]["sha256"][os.path.join(out, TGZ)] == report["artifacts"][0]["sha256"]
+    assert stamp["inputs"]["versions"]["modules"] == report["versions"]["modules"]
 
 
 def test_a_second_run_changes_nothing(build):
     dirs = build[0]
-    before = open(os.path.join(dirs["osimage_output_dir"], "debian-bookworm-os-image.tgz.inputs.json")).read()
+    before = open(os.path.join(dirs["osimage_output_dir"], TGZ + ".pipeline.json")).read()
     rc, stats, results = run_playbook(PLAYBOOK, dirs)
     assert rc == 0, failed_msgs(results)
     assert stats["changed"] == 0, [r["_task"] for r in results if r.get("changed")]
-    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
-    assert table[0].startswith("OS image debian-bookworm: up to date, nothing to do")
-    assert open(os.path.join(dirs["osimage_output_dir"],
-                             "debian-bookworm-os-image.tgz.inputs.json")).read() == before
+    assert stage_table(results)[0] == "OS image %s: up to date, nothing to do" % TGZ
+    assert open(os.path.join(dirs["osimage_output_dir"], TGZ + ".pipeline.json")).read() == before
+
+
+def _members(tgz):
+    """name -> (mode, size, content of the apt sources) of an OS image's
+    members, logs and caches aside (they differ from build to build)."""
+    import tarfile
+    out = {}
+    with tarfile.open(tgz) as tar:
+        for m in tar:
+            name = m.name.lstrip("./")
+            if name.startswith(("var/log/", "var/cache/", "var/lib/apt/lists/")):
+                continue
+            content = (tar.extractfile(m).read() if m.isfile() and name.startswith("etc/apt/sources.list.d/")
+                       else None)
+            # shadow's and passwd's backups (shadow-, ...) hold the state before
+            # the last write: a resumed build writes them over a root that went
+            # through bosh_users already. Their names and modes are compared.
+            size = None if name in ("etc/shadow-", "etc/gshadow-", "etc/passwd-", "etc/group-") else m.size
+            out[name] = (m.mode, size, m.type, m.linkname, content)
+    return out
+
+
+def test_a_build_resumed_at_base_apt_gives_the_same_os_image(build, tmp_path):
+    # base_apt reads the mirror from the bootstrap's stamp, not from
+    # base_debootstrap's register: the resumed build writes the same sources.
+    dirs = build[0]
+    out = str(tmp_path / "output")
+    rc, stats, results = run_playbook(PLAYBOOK, {"osimage_work_dir": dirs["osimage_work_dir"],
+                                                 "osimage_output_dir": out, "os_image_resume_from": "base_apt"})
+    assert rc == 0, failed_msgs(results)
+    table = stage_table(results)
+    assert table[0] == "OS image %s: built (resumed at base_apt)" % TGZ
+    report = json.load(open(os.path.join(out, TGZ + ".report.json")))
+    assert [(s["stage"], s["status"]) for s in report["stages"][:3]] == [
+        ("base_debootstrap", "resumed"), ("base_ubuntu_firstboot", "resumed"), ("base_apt", "built")]
+    full, resumed = _members(os.path.join(dirs["osimage_output_dir"], TGZ)), _members(os.path.join(out, TGZ))
+    assert any(n.startswith("etc/apt/sources.list.d/") and v[4] for n, v in full.items())
+    assert sorted(set(full) ^ set(resumed)) == []
+    assert {n: v for n, v in resumed.items() if full[n] != v} == {}
+    assert mounts_under(dirs["osimage_work_dir"]) == []
 
 
 @pytest.mark.parametrize("check", os_image_spec.CHECKS, ids=lambda c: c.__name__)
@@ -98,8 +165,9 @@ def test_configuration_is_accepted_by_the_programs_themselves(unpacked, argv, ex
 
 @pytest.mark.parametrize("extra,expect", [
     ({"os_image_suite": "buster-nonsense"}, "os_image_suite=buster-nonsense is not a supported suite"),
+    # argument_specs names the stages (choices) before the role runs.
     ({"os_image_resume_from": "base_nothing"},
-     "os_image_resume_from=base_nothing is not a stage of the OS image; valid stage names: base_debootstrap,"),
+     "value of os_image_resume_from must be one of: , base_debootstrap, base_ubuntu_firstboot,"),
     ({"os_image_mirror": "http://127.0.0.1:9/debian", "os_image_suite": "trixie"},
      "mirror=http://127.0.0.1:9/debian is not usable for suite=trixie"),
     ({"os_image_extra_packages": ["no-such-package-osimage-builder"]}, "no-such-package-osimage-builder"),
@@ -118,7 +186,7 @@ def test_output_dir_that_is_not_writable(tmp_path, readonly_dir):
     rc, stats, results = run_playbook(PLAYBOOK, {"osimage_output_dir": readonly_dir,
                                                  "osimage_work_dir": str(tmp_path / "work")})
     assert rc != 0
-    assert any("os_image_output_dir=%s is not writable" % readonly_dir in m for m in failed_msgs(results))
+    assert any("os_image: the output directory %s is not writable" % readonly_dir in m for m in failed_msgs(results))
     assert os.listdir(readonly_dir) == []
 
 
@@ -191,17 +259,16 @@ def test_ubuntu_jammy_os_image(tmp_path):
 def test_the_os_image_is_private_and_its_stamp_keys_the_password(build):
     # The tarball holds /etc/shadow; the stamp beside it travels with it and
     # holds the password only keyed with the build host's stamp key.
-    import hashlib
-    import json
     dirs, _stats, results = build
     out = dirs["osimage_output_dir"]
     assert oct(os.stat(os.path.join(out, "debian-bookworm-os-image.tgz")).st_mode & 0o777) == "0o600"
-    stamp = json.load(open(os.path.join(out, "debian-bookworm-os-image.tgz.inputs.json")))
+    stamp = json.load(open(os.path.join(out, TGZ + ".pipeline.json")))
     assert "users_password_sha256" not in stamp["inputs"] and len(stamp["inputs"]["users_password_hmac"]) == 64
     note = "uses BOSH's well-known default password; set os_image_users_password from a vault"
     assert any(note in n for n in stamp["notes"])
-    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
-    assert any(note in row for row in table)
+    assert any(note in row for row in stage_table(results))
+    report = json.load(open(os.path.join(out, TGZ + ".report.json")))
+    assert any(note in n for n in report["notes"])
     for name in os.listdir(out):
         data = open(os.path.join(out, name), "rb").read()
         for algo in ("sha1", "sha256", "sha512"):

@@ -153,27 +153,25 @@ def test_a_symlinked_work_dir_made_by_another_user_is_refused(tmp_path):
     refused(OS_IMAGE_ONLY, tmp_path, {}, "os_image_work_dir=%s: %s belongs to uid 65534, not root" % (link, link))
 
 
-def _plan_and_summary(tmp_path, **extra):
-    """The plan and the summary over a stand-in OS image (no stage runs)."""
+def _plan(tmp_path, **extra):
+    """The OS image's plan (no stage runs): what it hands the pipeline runner."""
     vars_ = dict(dirs(tmp_path), **extra)
-    out = tmp_path / "output"
-    out.mkdir(mode=0o700)
-    (out / "debian-bookworm-os-image.tgz").write_bytes(b"stand-in")
-    (out / "debian-bookworm-os-image-packages.txt").write_text("ii  base-files 12.4 amd64\n")
     rc, _stats, results = run_playbook(PLAN_SUMMARY, vars_)
     assert rc == 0, failed_msgs(results)
-    return results
+    handed = next(r for r in results if r["_task"] == "Show what the plan hands the runner")["msg"]
+    return results, handed
 
 
 def _key(tmp_path):
     return open(str(tmp_path / "cache" / "keys" / "stamp.key"), "rb").read()
 
 
-def test_the_default_password_is_named_in_the_summary(tmp_path):
-    results = _plan_and_summary(tmp_path)
-    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
-    assert any("uses BOSH's well-known default password; set os_image_users_password from a vault" in row
-               for row in table), table
+def test_the_default_password_is_named_in_the_notes(tmp_path):
+    # The runner prints the notes in the stage table and records them in the
+    # stamp and the report (test_os_image_role checks the table of a build).
+    _results, handed = _plan(tmp_path)
+    assert any("uses BOSH's well-known default password; set os_image_users_password from a vault" in note
+               for note in handed["notes"]), handed["notes"]
     key_file = tmp_path / "cache" / "keys" / "stamp.key"
     assert oct(os.stat(str(key_file)).st_mode & 0o777) == "0o600"
     assert oct(os.stat(str(key_file.parent)).st_mode & 0o777) == "0o700"
@@ -184,15 +182,14 @@ def test_the_default_password_is_named_in_the_summary(tmp_path):
 
 def test_the_stamp_inputs_hold_the_password_keyed_never_plain(tmp_path):
     password = "Distinctive-Test-Passw0rd-9e41"
-    results = _plan_and_summary(tmp_path, os_image_users_password=password)
-    table = next(r for r in results if r["_task"] == "Show the stage timing table")["msg"]
-    assert not any("default password" in row for row in table)
-    stamp = next(r for r in results if r["_task"] == "Is the OS image up to date?")
-    inputs = stamp["invocation"]["module_args"]["inputs"]
-    assert "users_password_sha256" not in inputs
+    results, handed = _plan(tmp_path, os_image_users_password=password)
+    assert handed["notes"] == []
+    # The report's inputs never hold it; the stamp's secret inputs only keyed.
+    assert not any("password" in name for name in handed["inputs"])
+    assert list(handed["secret_inputs"]) == ["users_password_hmac"]
     expected = hmac.new(_key(tmp_path), b"osimage.builder secret\0users_password\0" + password.encode(),
                         hashlib.sha256).hexdigest()
-    assert inputs["users_password_hmac"] == expected
+    assert handed["secret_inputs"]["users_password_hmac"] == expected
     everything = json.dumps(results)
     for leak in [password] + [hashlib.new(a, password.encode()).hexdigest() for a in ("md5", "sha1", "sha256",
                                                                                        "sha512")]:

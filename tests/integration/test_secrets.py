@@ -52,7 +52,8 @@ def test_the_password_tasks_succeed(run):
 
 def test_no_secret_in_the_verbose_log(run):
     _base, _root, proc = run
-    assert b"TASK [osimage.builder.os_image : Set the passwords of vcap and root]" in proc.stdout
+    # The stage's task, run by the pipeline runner.
+    assert b"Set the passwords of vcap and root]" in proc.stdout
     assert leaks(proc.stdout + proc.stderr) == []
 
 
@@ -60,8 +61,9 @@ def test_no_secret_in_the_output_directory(run):
     base, _root, _proc = run
     out = base / "output"
     names = sorted(os.listdir(str(out)))
-    assert names == ["debian-bookworm-os-image-packages.txt", "debian-bookworm-os-image.tgz",
-                     "debian-bookworm-os-image.tgz.inputs.json"]
+    tgz = "debian-bookworm-os-image.tgz"
+    assert names == ["debian-bookworm-os-image-packages.txt", tgz, tgz + ".pipeline.json",
+                     tgz + ".report.json", tgz + ".report.md"]
     for name in names:
         data = (out / name).read_bytes()
         assert leaks(data) == [], name
@@ -71,12 +73,14 @@ def test_no_secret_in_the_output_directory(run):
 
 def test_the_stamp_holds_a_keyed_digest_and_no_default_password_note(run):
     base, _root, _proc = run
-    stamp = json.loads((base / "output" / "debian-bookworm-os-image.tgz.inputs.json").read_text())
+    stamp = json.loads((base / "output" / "debian-bookworm-os-image.tgz.pipeline.json").read_text())
     key = (base / "cache" / "keys" / "stamp.key").read_bytes()
     assert "users_password_sha256" not in stamp["inputs"]
     assert stamp["inputs"]["users_password_hmac"] == hmac.new(
         key, b"osimage.builder secret\0users_password\0" + PASSWORD.encode(), hashlib.sha256).hexdigest()
     assert "notes" not in stamp
+    report = json.loads((base / "output" / "debian-bookworm-os-image.tgz.report.json").read_text())
+    assert "users_password_hmac" not in report["inputs"] and report["notes"] == []
 
 
 def test_the_os_image_is_private(run):

@@ -1,9 +1,14 @@
 """The stemcell pipeline end to end on this machine: the default stemcell
-(openstack/kvm raw, Debian bookworm) from nothing, its tarball, disk and
-boot, a no-op re-run, bad input, and a build killed during image_create."""
+(openstack/kvm raw, Debian bookworm) from nothing on the pipeline runner,
+its report, tarball, disk and boot, a no-op re-run, bad input, a build
+killed during image_create, and a qcow2 stemcell resumed at its last
+stage."""
+import hashlib
+import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -28,6 +33,15 @@ STEMCELL_ONLY = os.path.join(REPO, "tests", "integration", "files", "stemcell_on
 NAME = "bosh-stemcell-0000-openstack-kvm-debian-bookworm-go_agent-raw.tgz"
 
 
+def stage_table(results):
+    return next(r for r in results
+                if r["_task"] == "Show the stage table" and r["msg"][0].startswith("Stemcell"))["msg"]
+
+
+def boot_line(results):
+    return next(r for r in results if r["_task"] == "Show the boot test")["msg"]
+
+
 @pytest.fixture(scope="session")
 def stemcell(tmp_path_factory):
     base = tmp_path_factory.mktemp("stemcell")
@@ -48,16 +62,35 @@ def unpacked(stemcell, tmp_path_factory):
 def test_the_default_stemcell_is_written(stemcell):
     dirs, results = stemcell
     out = sorted(os.listdir(dirs["osimage_output_dir"]))
-    assert NAME in out and NAME + ".inputs.json" in out and NAME + ".pipeline.json" in out
-    table = next(r for r in results if r["_task"] == "Show the stage timing table"
-                 and r["msg"][0].startswith("Stemcell"))["msg"]
-    assert table[0] == "Stemcell %s: built" % NAME
+    # .inputs.json is stemcell_package's own stamp, .pipeline.json the pipeline's.
+    assert {NAME, NAME + ".inputs.json", NAME + ".pipeline.json", NAME + ".report.json",
+            NAME + ".report.md"} <= set(out)
+    table = stage_table(results)
+    assert table[0].startswith("Stemcell %s: built (" % NAME), table[0]
     stages = [row.split()[0] for row in table[1:19]]
     assert stages[:3] == ["untar_base_os_image", "system_kernel", "system_kernel_modules"]
     assert stages[-3:] == ["bosh_package_list", "verify_boot", "stemcell"]
     assert any("no bosh-agent was given" in row for row in table)
-    assert any(row.startswith("boot test: ") and "login:" in row for row in table)
+    line = boot_line(results)  # "boot test: bosh-stemcell login: after 49.6 s under kvm (console log ...)"
+    assert line.startswith("boot test: ") and "login: after " in line, line
     assert mounts_under(dirs["osimage_work_dir"]) == [] and loops_under(dirs["osimage_work_dir"]) == []
+
+
+def test_the_build_report(stemcell):
+    dirs = stemcell[0]
+    out = dirs["osimage_output_dir"]
+    report = json.load(open(os.path.join(out, NAME + ".report.json")))
+    assert report["pipeline"] == "stemcell" and report["title"] == "Stemcell"
+    names = [s["stage"] for s in report["stages"]]
+    assert len(names) == 18 and names[0] == "untar_base_os_image" and names[-1] == "stemcell"
+    assert {s["status"] for s in report["stages"]} == {"built"}
+    art = report["artifacts"][0]
+    assert art["path"] == os.path.join(out, NAME)
+    assert art["sha256"] == hashlib.sha256(open(art["path"], "rb").read()).hexdigest()
+    assert "login: after " in report["details"]["boot_test"] and " s under " in report["details"]["boot_test"]
+    assert report["inputs"]["disk_format"] == "raw" and "grub_password_hmac" not in report["inputs"]
+    assert set(report["versions"]) >= {"stemcell role", "modules", "ansible-core", "osimage.builder"}
+    assert any("no bosh-agent was given" in n for n in report["notes"])
 
 
 def test_tarball_members_and_manifest(unpacked):
@@ -108,7 +141,9 @@ def _os_image(stemcell):
      "value of stemcell_infrastructure must be one of: openstack, aws, warden, got: vsphere"),
     ({"stemcell_os_image": "/nonexistent/debian-bookworm-os-image.tgz"},
      "stemcell_os_image=/nonexistent/debian-bookworm-os-image.tgz: no OS image there"),
-    ({"stemcell_resume_from": "image_nothing"}, "valid stage names: untar_base_os_image"),
+    # argument_specs names the stages (choices) before the role runs.
+    ({"stemcell_resume_from": "image_nothing"},
+     "value of stemcell_resume_from must be one of: , untar_base_os_image, system_kernel,"),
 ])
 def test_bad_input_fails_before_any_work(stemcell, tmp_path, extra, expect):
     out = str(tmp_path / "output")
@@ -188,7 +223,8 @@ def test_sigkill_during_image_create_then_the_next_run_completes(stemcell, tmp_p
         "stemcell_os_image": _os_image(stemcell), "stemcell_resume_from": "image_create",
         "stemcell_boot_test": False, "stemcell_version": "9999"})
     assert rc == 0, failed_msgs(results)
-    released = next(r for r in results if r["_task"] == "Release mounts and loop devices left by an earlier build")
+    released = next(r for r in results
+                    if r["_task"] == "Release mounts left under the work directory by an earlier build")
     assert released["changed"] is True and released["detached"]
     assert loops_under(build) == [] and mounts_under(build) == []
     assert os.path.exists(os.path.join(out, NAME.replace("0000", "9999")))
@@ -211,3 +247,32 @@ def test_the_stemcell_is_private_and_its_stamp_keys_the_grub_password(stemcell):
         if name.endswith(".json"):
             data = open(os.path.join(out, name), "rb").read()
             assert password not in data and hashlib.sha256(password).hexdigest().encode() not in data, name
+
+
+def test_a_qcow2_stemcell_resumed_at_its_last_stage(stemcell, tmp_path):
+    # The stemcell stage packs the qcow2 copy by its path (__stemcell_qcow2),
+    # not by image_create's register, and reports the boot result verify_boot
+    # left: resuming there gives a stemcell. The session's work directory has
+    # the raw disk only: image_create runs once with qcow2 (no boot test).
+    dirs = stemcell[0]
+    out = str(tmp_path / "output")
+    base = {"osimage_work_dir": dirs["osimage_work_dir"], "osimage_output_dir": out,
+            "stemcell_os_image": _os_image(stemcell), "stemcell_disk_format": "qcow2", "stemcell_boot_test": False}
+    rc, stats, results = run_playbook(STEMCELL_ONLY, dict(base, stemcell_resume_from="image_create"))
+    assert rc == 0, failed_msgs(results)
+    name = NAME.replace("-raw.tgz", ".tgz")  # qcow2 is openstack's default format: no suffix
+    first = hashlib.sha256(open(os.path.join(out, name), "rb").read()).hexdigest()
+    os.unlink(os.path.join(out, name))
+    rc, stats, results = run_playbook(STEMCELL_ONLY, dict(base, stemcell_resume_from="stemcell"))
+    assert rc == 0, failed_msgs(results)
+    assert stage_table(results)[0] == "Stemcell %s: built (resumed at stemcell)" % name
+    report = json.load(open(os.path.join(out, name + ".report.json")))
+    assert [s["status"] for s in report["stages"]] == ["resumed"] * 17 + ["built"]
+    assert report["details"]["boot_test"] == "not run (stemcell_boot_test=false)"
+    assert boot_line(results) == "boot test: not run (stemcell_boot_test=false)"
+    data = open(os.path.join(out, name), "rb").read()
+    assert report["artifacts"][0]["sha256"] == hashlib.sha256(data).hexdigest() == first
+    with tarfile.open(os.path.join(out, name)) as tar:
+        mf = tar.extractfile("stemcell.MF").read().decode()
+    assert 'disk_format: "qcow2"' in mf, mf
+    assert loops_under(dirs["osimage_work_dir"]) == [] and mounts_under(dirs["osimage_work_dir"]) == []
