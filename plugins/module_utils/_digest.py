@@ -88,6 +88,21 @@ def read_stamp(artifact_path, suffix=".inputs.json"):
         return None
 
 
+def write_text_atomically(dest, text, mode=0o644):
+    """Write `text` to `dest` through a temporary file in the same
+    directory, renamed into place only when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest) or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.rename(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json", notes=None):
     """Write the stamp atomically (temp file in the same directory, rename).
     Notes (what a reader of the artifact must know, such as a default
@@ -95,18 +110,7 @@ def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json", note
     record = {"inputs": inputs, "digest": inputs_digest(inputs), "outputs": outputs or {}}
     if notes:
         record["notes"] = list(notes)
-    target = stamp_path(artifact_path, suffix)
-    fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=os.path.dirname(target) or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, sort_keys=True, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomically(stamp_path(artifact_path, suffix), json.dumps(record, sort_keys=True, indent=2) + "\n")
     return record
 
 

@@ -130,11 +130,10 @@ import json
 import os
 import platform
 import socket
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact
+from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, write_text_atomically
 from ansible_collections.osimage.builder.plugins.module_utils._report import (
     build_record,
     os_release_name,
@@ -162,19 +161,6 @@ def read_report(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def write_atomically(dest, text):
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest) or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -227,8 +213,8 @@ def main():
     result["changed"] = True
     if not module.check_mode:
         try:
-            write_atomically(md_path, render_markdown(record))
-            write_atomically(json_path, to_json(record))
+            write_text_atomically(md_path, render_markdown(record))
+            write_text_atomically(json_path, to_json(record))
         except OSError as exc:
             module.fail_json(msg="cannot write the build report %s: %s" % (json_path, exc), **result)
     module.exit_json(report=record, artifacts=record["artifacts"], **result)
