@@ -28,5 +28,5 @@ echo "OS image ($suite) on $(nproc) cores, $(date -u +%Y-%m-%d)"
 run cold '{}'
 run warm '{"os_image_force": true}'
 run no-op '{}'
-ls -l "$base/output"/*.tgz | awk '{printf "size   %.1f MiB\n", $5/1048576}'
+stat -c %s "$base/output"/*.tgz | awk '{printf "size   %.1f MiB\n", $1/1048576}'
 rm -rf "$base"

@@ -27,6 +27,6 @@ echo "stemcell (openstack/kvm raw, debian bookworm) on $(nproc) cores, $(date -u
 run cold '{}'
 run warm '{"stemcell_force": true}'
 run no-op '{}'
-ls -l "$base/output"/bosh-stemcell-*.tgz | awk '{printf "size   %.1f MiB\n", $5/1048576}'
+stat -c %s "$base/output"/bosh-stemcell-*.tgz | awk '{printf "size   %.1f MiB\n", $1/1048576}'
 grep -o 'boot test: .*' "$base/warm.log" | head -1 | sed 's/ (console log.*//'
 rm -rf "$base"

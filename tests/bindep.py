@@ -41,5 +41,5 @@ if __name__ == "__main__":
     text = render()
     with open(BINDEP, "w") as f:
         f.write(text)
-    sys.stdout.write("wrote %s (%d packages)\n" % (BINDEP, sum(1 for line in text.splitlines()
-                                                                if line and not line.startswith("#"))))
+    count = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    sys.stdout.write("wrote %s (%d packages)\n" % (BINDEP, count))

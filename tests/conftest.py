@@ -53,7 +53,7 @@ def run_module(module, args, check=False, timeout=900, env=None):
     if check:
         argv.append("--check")
     proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(**(env or {})), timeout=timeout,
-                          cwd=REPO)
+                          cwd=REPO, check=False)
     try:
         _data, results = _task_results(proc.stdout)
     except ValueError as exc:
@@ -70,7 +70,7 @@ def run_playbook(playbook, extra_vars=None, inventory=None, timeout=3600, env=No
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(**(env or {})),
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, check=False)
     try:
         data, results = _task_results(proc.stdout)
     except ValueError as exc:
@@ -93,7 +93,7 @@ def mounts_under(path):
 
 def loops_under(path):
     out = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, check=False).stdout
     return [line for line in out.splitlines() if os.path.realpath(path) in line]
 
 

@@ -37,6 +37,7 @@ def _expand(text, variables, depth=0):
     chroot variable and unknowns are left."""
     if depth > 10:
         return text
+
     def sub(m):
         value = variables.get(m.group(1))
         return value if isinstance(value, str) and m.group(1) != chroot_var(variables) else m.group(0)

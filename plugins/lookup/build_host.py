@@ -11,9 +11,9 @@ short_description: What a build host needs, from the collection's one table
 description:
   - Returns the Debian packages a build host needs, or the programs the pipelines run with the package that
     provides each, from C(plugins/module_utils/_build_host.py), the table the modules' program check also reads.
-  - C(./osimage setup) and the O(osimage.builder.build_host) role install exactly this list.
+  - C(./osimage setup) and the C(osimage.builder.build_host) role install exactly this list.
 version_added: 0.2.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   _terms:
     description: V(packages) or V(programs).

@@ -8,13 +8,15 @@ existing .aci's members."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import re
 import stat
 import tarfile
+
+from ansible_collections.osimage.builder.plugins.module_utils._digest import sha256_file
+from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
 
 # appc spec: AC Identifier (image names, label/annotation names) and AC Name
 # (app, mount point and port names).
@@ -173,14 +175,9 @@ def build_tar(out, rootfs, manifest, source_date_epoch):
         info = _info("rootfs", os.lstat(rootfs), source_date_epoch)
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
-        paths = []
-        for dirpath, dirnames, filenames in os.walk(rootfs):
-            for name in dirnames + filenames:
-                paths.append(os.path.join(dirpath, name))
         links = {}
-        for full in sorted(paths, key=lambda x: os.path.relpath(x, rootfs)):
-            rel = "rootfs/" + os.path.relpath(full, rootfs)
-            st = os.lstat(full)
+        for rel, full, st in walk_tree(rootfs):
+            rel = "rootfs/" + rel
             info = _info(rel, st, source_date_epoch)
             if stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
@@ -209,11 +206,7 @@ def build_tar(out, rootfs, manifest, source_date_epoch):
 
 def image_id(path):
     """appc spec: the image ID is the sha512 of the uncompressed tar."""
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            h.update(block)
-    return "sha512-" + h.hexdigest()
+    return "sha512-" + sha256_file(path, "sha512")
 
 
 def check_members(names):

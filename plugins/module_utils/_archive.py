@@ -14,8 +14,13 @@ import stat
 import subprocess
 import tarfile
 
-COMPRESSORS = {"gzip": (["pigz", "-n", "-6"], ["gzip", "-n", "-6"]),
-               "xz": (["xz", "-T0", "-6"],), "zstd": (["zstd", "-q", "-T0", "-19"],), "none": ()}
+# The compressor table lives in _compress (one place for every compression);
+# rootfs_archive and stemcell_package take these names from here.
+from ansible_collections.osimage.builder.plugins.module_utils._compress import (  # noqa: F401  # pylint: disable=unused-import
+    COMPRESSORS,
+    pick_compressor,
+)
+from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
 
 
 def tar_create_argv(src, exclude, source_date_epoch, members=None):
@@ -30,16 +35,6 @@ def tar_create_argv(src, exclude, source_date_epoch, members=None):
         argv.append("--exclude=" + pattern)
     argv += members if members else ["."]
     return argv
-
-
-def pick_compressor(module, compression):
-    for argv in COMPRESSORS[compression]:
-        if module.get_bin_path(argv[0]):
-            return argv
-    if compression != "none":
-        module.fail_json(msg="compression=%s needs %s on the build host"
-                             % (compression, " or ".join(a[0] for a in COMPRESSORS[compression])))
-    return None
 
 
 def stream_pack(runner, tar_argv, comp_argv, out_path):
@@ -148,17 +143,14 @@ def make_unprivileged(top):
     following a symlink. Returns (devices removed, setid dropped), paths
     relative to top, sorted."""
     devices, setid = [], []
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                os.unlink(full)
-                devices.append(os.path.relpath(full, top))
-            elif not stat.S_ISLNK(st.st_mode) and st.st_mode & SETID_BITS:
-                os.chmod(full, stat.S_IMODE(st.st_mode) & ~SETID_BITS)
-                setid.append(os.path.relpath(full, top))
-    return sorted(devices), sorted(setid)
+    for rel, full, st in walk_tree(top):
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            os.unlink(full)
+            devices.append(rel)
+        elif not stat.S_ISLNK(st.st_mode) and st.st_mode & SETID_BITS:
+            os.chmod(full, stat.S_IMODE(st.st_mode) & ~SETID_BITS)
+            setid.append(rel)
+    return devices, setid
 
 
 def summary(names):

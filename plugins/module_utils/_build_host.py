@@ -38,6 +38,8 @@ PROGRAMS = {
     "xz": "xz-utils",
     "zstd": "zstd",
     "cpio": "cpio",
+    # KurmaOS: the ACIs' and initrd's ld.so.cache (elf_closure)
+    "ldconfig": "libc-bin",
     "rsync": "rsync",
     "mksquashfs": "squashfs-tools",
     # disks, filesystems, bootloaders
@@ -49,6 +51,9 @@ PROGRAMS = {
     "e2fsck": "e2fsprogs",
     "resize2fs": "e2fsprogs",
     "mkfs.xfs": "xfsprogs",
+    # guest image (roles/guest_image, guest_disk): erofs images and dm-verity hash trees
+    "mkfs.erofs": "erofs-utils",
+    "veritysetup": "cryptsetup-bin",
     "mkfs.vfat": "dosfstools",
     "mformat": "mtools",
     "mmd": "mtools",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
+
 TRAILER = "TRAILER!!!"
 
 
@@ -31,11 +33,7 @@ def entries(root, extra_nodes=()):
     sorted by path; parents come before children. extra_nodes are
     (path, 'c'|'b', major, minor, mode) device nodes added without needing
     them in the source directory."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            found[os.path.relpath(full, root)] = ("fs", full, os.lstat(full))
+    found = {rel: ("fs", full, st) for rel, full, st in walk_tree(root)}
     for path, kind, major, minor, mode in extra_nodes:
         rel = path.strip("/")
         parts = rel.split("/")

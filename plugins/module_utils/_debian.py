@@ -15,6 +15,9 @@ DEBIAN_SUITES = (
     "oldoldstable", "oldstable", "stable", "testing", "unstable",
 )
 UBUNTU_SUITES = ("focal", "jammy", "noble", "oracular", "plucky", "questing")
+# The suites the os_image role builds (it has their package lists); the
+# role's argument_specs choices are checked against this by the unit tests.
+OS_IMAGE_SUITES = ("bullseye", "bookworm", "trixie", "jammy", "noble")
 
 DEFAULT_KEYRINGS = {
     "debian": "/usr/share/keyrings/debian-archive-keyring.gpg",

@@ -19,6 +19,8 @@ import os
 import stat
 import tempfile
 
+from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
+
 CHUNK = 1024 * 1024
 STAMP_KEY_BYTES = 32
 # crypt(3)'s salt alphabet; 64 characters, so a byte modulo 64 is uniform.
@@ -31,6 +33,57 @@ def sha256_file(path, algorithm="sha256"):
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class DigestWriter:
+    """A binary writer that hashes (and counts) what passes through it and
+    hands it on to `out` when given: an artifact's digest computed as it is
+    written, or without writing it at all (check mode)."""
+
+    def __init__(self, algorithm="sha256", out=None):
+        self.hash = hashlib.new(algorithm)
+        self.out = out
+        self.size = 0
+
+    def write(self, data):
+        self.hash.update(data)
+        self.size += len(data)
+        if self.out is not None:
+            self.out.write(data)
+        return len(data)
+
+    def tell(self):
+        return self.size
+
+    def flush(self):
+        if self.out is not None:
+            self.out.flush()
+
+    def hexdigest(self):
+        return self.hash.hexdigest()
+
+
+class DigestReader:
+    """A binary reader that hashes what is read through it from `fin`:
+    a digest of a stream another reader consumes (a tar read as it is
+    decompressed). drain() reads the rest, so the digest covers all of it."""
+
+    def __init__(self, fin, algorithm="sha256"):
+        self.fin = fin
+        self.hash = hashlib.new(algorithm)
+
+    def read(self, size=-1):
+        data = self.fin.read(size)
+        self.hash.update(data)
+        return data
+
+    def drain(self):
+        while self.read(CHUNK):
+            pass
+        return self
+
+    def hexdigest(self):
+        return self.hash.hexdigest()
 
 
 def artifact(path, **extra):
@@ -57,16 +110,10 @@ def tree_digest(paths):
     h = hashlib.sha256()
     for top in sorted(paths):
         if os.path.isfile(top):
-            entries = [(os.path.basename(top), top)]
+            entries = [(os.path.basename(top), top, os.lstat(top))]
         else:
-            entries = []
-            for dirpath, dirnames, filenames in os.walk(top):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    full = os.path.join(dirpath, name)
-                    entries.append((os.path.relpath(full, top), full))
-        for rel, full in entries:
-            st = os.lstat(full)
+            entries = [e for e in walk_tree(top) if not stat.S_ISDIR(e[2].st_mode)]
+        for rel, full, st in entries:
             h.update(rel.encode() + b"\0" + oct(stat.S_IMODE(st.st_mode)).encode() + b"\0")
             if stat.S_ISLNK(st.st_mode):
                 h.update(os.readlink(full).encode())

@@ -8,9 +8,10 @@ root (names, sizes, modes, owners, mtimes) for the inputs stamp."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import stat
+
+from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
 
 MIB = 1024 * 1024
 UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": MIB, "MB": MIB, "MIB": MIB,
@@ -30,15 +31,13 @@ def tree_usage(root):
     """(bytes rounded up to 4 KiB blocks, inode count) of a tree, counting
     hard-linked files once."""
     total, inodes, seen = 0, 0, set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            inodes += 1
-            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += (st.st_size + 4095) // 4096 * 4096
+    for _rel, _full, st in walk_tree(root):
+        inodes += 1
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        total += (st.st_size + 4095) // 4096 * 4096
     return total, inodes
 
 
@@ -126,11 +125,7 @@ def tree_fingerprint(root):
     """sha256 over each entry's relative path, type, mode, owner, size and
     mtime: changes whenever the image root does, without reading contents."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            h.update(("%s\0%o\0%d:%d\0%d\0%d\n" % (os.path.relpath(full, root), st.st_mode, st.st_uid,
-                                                   st.st_gid, st.st_size, st.st_mtime_ns)).encode())
+    for rel, _full, st in walk_tree(root):
+        h.update(("%s\0%o\0%d:%d\0%d\0%d\n" % (rel, st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                               st.st_mtime_ns)).encode())
     return h.hexdigest()

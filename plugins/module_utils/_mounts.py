@@ -410,7 +410,7 @@ def loop_device(runner, image, partitions=0):
         if partitions:
             runner.run(["partx", "--add", dev], "register the partitions of %s" % dev, check=False)
             parts = ["%sp%d" % (dev, i) for i in range(1, partitions + 1)]
-            for _ in range(100):
+            for _attempt in range(100):
                 if all(os.path.exists(p) for p in parts):
                     break
                 time.sleep(0.1)

@@ -134,8 +134,8 @@ def render_markdown(record):
         out += ["- %s: `%s`" % (_md_cell(k), _md_cell(v)) for k, v in sorted(record["details"].items())]
     if record.get("notes"):
         out += ["", "## Notes", ""] + ["- %s" % _md_cell(n) for n in record["notes"]]
-    out += ["", "## Inputs", "", "```json", json.dumps(record.get("inputs", {}), sort_keys=True, indent=2,
-                                                        default=str), "```"]
+    inputs = json.dumps(record.get("inputs", {}), sort_keys=True, indent=2, default=str)
+    out += ["", "## Inputs", "", "```json", inputs, "```"]
     host = record.get("build_host", {})
     out += ["", "## Build host", ""] + ["- %s: %s" % (k, _md_cell(v)) for k, v in sorted(host.items())]
     out += ["", "## Versions", ""] + ["- %s: %s" % (_md_cell(k), _md_cell(v))

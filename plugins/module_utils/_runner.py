@@ -7,7 +7,11 @@ failure message that names the command and carries its stderr."""
 from __future__ import annotations
 
 import os
+import selectors
 import shlex
+import subprocess
+import threading
+import time
 
 from ansible_collections.osimage.builder.plugins.module_utils._build_host import missing_message
 
@@ -20,9 +24,13 @@ class CommandRunner:
     that tells the user what to do next.
     """
 
-    def __init__(self, module):
+    def __init__(self, module, progress_log=None):
         self.module = module
         self.commands = []
+        # A module with a progress_log option (doc fragment
+        # osimage.builder.progress) streams every command's output there
+        # while it runs, so a long step can be followed with tail -f.
+        self.progress_log = progress_log or (getattr(module, "params", None) or {}).get("progress_log")
 
     def bin(self, name, hint=None):
         """The absolute path of a program, or a failure that names it and
@@ -56,9 +64,12 @@ class CommandRunner:
         argv[0] = self.bin(argv[0])
         if record:
             self.commands.append(shlex.join(argv))
-        rc, out, err = self.module.run_command(
-            argv, environ_update=environ, data=data, cwd=cwd,
-            binary_data=binary_data, encoding=encoding, check_rc=False)
+        if self.progress_log and not binary_data and encoding:
+            rc, out, err = self._run_logged(argv, environ, data, cwd, encoding)
+        else:
+            rc, out, err = self.module.run_command(
+                argv, environ_update=environ, data=data, cwd=cwd,
+                binary_data=binary_data, encoding=encoding, check_rc=False)
         if check and rc != 0:
             self.fail(what, argv, rc, out, err, hint)
         return rc, out, err
@@ -75,3 +86,57 @@ class CommandRunner:
             msg += ". " + hint
         self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err,
                               commands=self.commands, **extra)
+
+    def _run_logged(self, argv, environ, data, cwd, encoding):
+        """run_command's contract (rc, stdout, stderr as text), with both
+        streams also appended to the progress log as they come. The child is
+        killed if the module is interrupted, so cleanup code sees no runner
+        left behind."""
+        env = dict(os.environ)
+        env.update(environ)
+        log_dir = os.path.dirname(self.progress_log)
+        if log_dir:
+            os.makedirs(log_dir, exist_ok=True)
+        chunks = {"stdout": [], "stderr": []}
+        with open(self.progress_log, "ab", buffering=0) as log:
+            log.write(("\n[%s] $ %s\n" % (time.strftime("%H:%M:%S"), shlex.join(argv))).encode())
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
+            try:
+                if data is not None:
+                    payload = data if isinstance(data, bytes) else (data + "\n").encode(encoding)
+                    feeder = threading.Thread(target=self._feed, args=(proc.stdin, payload), daemon=True)
+                    feeder.start()
+                sel = selectors.DefaultSelector()
+                sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+                sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+                open_streams = 2
+                while open_streams:
+                    for key, _mask in sel.select():
+                        block = os.read(key.fileobj.fileno(), 65536)
+                        if not block:
+                            sel.unregister(key.fileobj)
+                            open_streams -= 1
+                            continue
+                        chunks[key.data].append(block)
+                        log.write(block)
+                rc = proc.wait()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            log.write(("[%s] exit %d\n" % (time.strftime("%H:%M:%S"), rc)).encode())
+        return (rc, b"".join(chunks["stdout"]).decode(encoding, errors="replace"),
+                b"".join(chunks["stderr"]).decode(encoding, errors="replace"))
+
+    @staticmethod
+    def _feed(stream, payload):
+        try:
+            stream.write(payload)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass

@@ -86,8 +86,8 @@ def spdx_sbom(name, packages, created, namespace_seed):
     doc_ns = "https://osimage.builder/spdx/%s-%s" % (name, uuid.uuid5(uuid.NAMESPACE_URL, namespace_seed))
     pkgs = []
     for p in packages:
-        ident = "SPDXRef-Package-deb-%s-%s" % (re.sub(r"[^A-Za-z0-9.-]", "-", p["name"]),
-                                                re.sub(r"[^A-Za-z0-9.-]", "-", p["architecture"]))
+        ident = "SPDXRef-Package-deb-%s-%s" % (
+            re.sub(r"[^A-Za-z0-9.-]", "-", p["name"]), re.sub(r"[^A-Za-z0-9.-]", "-", p["architecture"]))
         pkgs.append({
             "SPDXID": ident, "name": p["name"], "versionInfo": p["version"], "downloadLocation": "NOASSERTION",
             "filesAnalyzed": False, "supplier": "NOASSERTION",

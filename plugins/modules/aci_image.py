@@ -24,7 +24,7 @@ description:
     link targets (no symlink whose relative target climbs out of C(rootfs/), hard links only to an earlier member
     of C(rootfs/), no member written through a symlink), and the manifest rules - and reports its image id.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   dest:
     description: The .aci file to write (O(state=present)) or to check (O(state=validated)).
@@ -52,9 +52,22 @@ options:
     default: 0
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - O(state=validated) only reads the .aci (an untrusted one too); it never unpacks it.
+seealso:
+  - module: osimage.builder.kernel_build
+  - module: osimage.builder.rootfs_archive
+  - module: osimage.builder.initramfs
+requirements:
+  - Python 3 on the build host; the module runs no external program.
+  - gzip and xz compression come from Python's own gzip and lzma modules.
 """
 
 EXAMPLES = r"""
@@ -96,7 +109,6 @@ import gzip
 import json
 import lzma
 import os
-import shutil
 import tarfile
 import tempfile
 
@@ -106,62 +118,67 @@ from ansible_collections.osimage.builder.plugins.module_utils._aci import (
     build_tar,
     check_member_types,
     check_members,
-    image_id,
     validate_manifest,
 )
-from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
+from ansible_collections.osimage.builder.plugins.module_utils._compress import open_compressor
+from ansible_collections.osimage.builder.plugins.module_utils._digest import (
+    DigestReader,
+    DigestWriter,
+    artifact,
+    sha256_file,
+)
 
 
-def compress_file(src, dst, compression):
-    with open(src, "rb") as fin:
-        if compression == "gzip":
-            with open(dst, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
-                shutil.copyfileobj(fin, out, 1024 * 1024)
-        elif compression == "xz":
-            with lzma.open(dst, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64) as out:
-                shutil.copyfileobj(fin, out, 1024 * 1024)
-        else:
-            with open(dst, "wb") as out:
-                shutil.copyfileobj(fin, out, 1024 * 1024)
+def pack(p, out):
+    """Write the ACI of O(rootfs) and O(manifest) to the binary file `out`
+    (None: only digest it, as check mode does). Returns (image id, sha256,
+    size): the appc image id is the sha512 of the uncompressed tar, taken as
+    the tar streams into the compressor."""
+    packed = DigestWriter("sha256", out)
+    with open_compressor(packed, p["compression"]) as compressed:
+        plain = DigestWriter("sha512", compressed)
+        build_tar(plain, p["rootfs"], p["manifest"], p["source_date_epoch"])
+    return "sha512-" + plain.hexdigest(), packed.hexdigest(), packed.size
 
 
-def uncompressed_copy(path, dst):
+def open_uncompressed(path):
     with open(path, "rb") as f:
         magic = f.read(6)
     opener = gzip.open if magic[:2] == b"\x1f\x8b" else (lzma.open if magic == b"\xfd7zXZ\x00" else open)
-    with opener(path, "rb") as fin, open(dst, "wb") as out:
-        shutil.copyfileobj(fin, out, 1024 * 1024)
+    return opener(path, "rb")
 
 
 def validate(module, dest):
+    """Check an existing .aci, read once as a stream: nothing is written."""
     if not os.path.isfile(dest):
         module.fail_json(msg="dest=%s does not exist" % dest)
-    work = tempfile.mkdtemp(prefix=".aci-check-")
+    members, manifest_data = [], None
     try:
-        plain = os.path.join(work, "image.tar")
+        with open_uncompressed(dest) as fin:
+            plain = DigestReader(fin, "sha512")
+            with tarfile.open(fileobj=plain, mode="r|") as tar:
+                for m in tar:
+                    members.append(m)
+                    if manifest_data is None and m.name.lstrip("./") == "manifest" and m.isfile():
+                        manifest_data = tar.extractfile(m).read()
+            plain.drain()
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as exc:
+        module.fail_json(msg="dest=%s is not a readable ACI: %s" % (dest, exc))
+    names = [m.name for m in members]
+    problems = check_members(names)
+    problems += [p for p in check_member_types(members) if p not in problems]
+    manifest = None
+    if not problems:
         try:
-            uncompressed_copy(dest, plain)
-            with tarfile.open(plain) as tar:
-                members = tar.getmembers()
-                names = [m.name for m in members]
-                problems = check_members(names)
-                problems += [p for p in check_member_types(members) if p not in problems]
-                manifest = None
-                if not problems:
-                    entry = next(m for m in members if m.name.lstrip("./") == "manifest")
-                    try:
-                        manifest = json.loads(tar.extractfile(entry).read())
-                    except ValueError as exc:
-                        problems.append("manifest is not JSON: %s" % exc)
-                    else:
-                        problems += ["manifest: " + e for e in validate_manifest(manifest)]
-        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as exc:
-            module.fail_json(msg="dest=%s is not a readable ACI: %s" % (dest, exc))
-        if problems:
-            module.fail_json(msg="dest=%s is not a valid ACI: %s" % (dest, "; ".join(problems)), problems=problems)
-        module.exit_json(changed=False, image_id=image_id(plain), artifact=artifact(dest), manifest=manifest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            manifest = json.loads(manifest_data)
+        except ValueError as exc:
+            problems.append("manifest is not JSON: %s" % exc)
+        else:
+            problems += ["manifest: " + e for e in validate_manifest(manifest)]
+    if problems:
+        module.fail_json(msg="dest=%s is not a valid ACI: %s" % (dest, "; ".join(problems)), problems=problems)
+    module.exit_json(changed=False, image_id="sha512-" + plain.hexdigest(), artifact=artifact(dest),
+                     manifest=manifest)
 
 
 def main():
@@ -186,26 +203,26 @@ def main():
     if not os.path.isdir(p["rootfs"]):
         module.fail_json(msg="rootfs=%s is not a directory" % p["rootfs"])
     dest = p["dest"]
-    dest_dir = os.path.dirname(dest) or "."
-    os.makedirs(dest_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".aci-", dir=dest_dir)
-    try:
-        plain = os.path.join(work, "image.tar")
-        with open(plain, "wb") as out:
-            build_tar(out, p["rootfs"], p["manifest"], p["source_date_epoch"])
-        ident = image_id(plain)
-        packed = os.path.join(work, "image.aci")
-        compress_file(plain, packed, p["compression"])
-        digest = sha256_file(packed)
+    if module.check_mode:
+        # Packed as a stream into digests only: check mode writes nothing.
+        ident, digest, size = pack(p, None)
         if os.path.isfile(dest) and sha256_file(dest) == digest:
             module.exit_json(changed=False, image_id=ident, artifact=artifact(dest), manifest=p["manifest"])
-        if module.check_mode:
-            module.exit_json(changed=True, image_id=ident, manifest=p["manifest"],
-                             artifact={"path": dest, "size": os.path.getsize(packed), "sha256": digest})
-        module.atomic_move(packed, dest)
+        module.exit_json(changed=True, image_id=ident, manifest=p["manifest"],
+                         artifact={"path": dest, "size": size, "sha256": digest})
+    dest_dir = os.path.dirname(dest) or "."
+    os.makedirs(dest_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=dest_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            ident, digest, _size = pack(p, out)
+        if os.path.isfile(dest) and sha256_file(dest) == digest:
+            module.exit_json(changed=False, image_id=ident, artifact=artifact(dest), manifest=p["manifest"])
+        module.atomic_move(tmp, dest)
         os.chmod(dest, 0o644)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     module.exit_json(changed=True, image_id=ident, artifact=artifact(dest), manifest=p["manifest"])
 
 

@@ -30,7 +30,7 @@ description:
   - In check mode the archive is still fetched and the whole chain checked in a private temporary directory;
     only O(dest) is left as it is.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   suite:
     description:
@@ -72,11 +72,24 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Fetches from the archive with the build host's network settings (proxy variables apply); in check mode too, so
+    the chain is checked without writing O(dest).
+  - Trust comes only from O(fingerprints); keep them pinned in the role that calls the module.
+seealso:
+  - module: osimage.builder.rootfs_bootstrap
+  - module: osimage.builder.input_file
 requirements:
-  - gpg and gpgv, dpkg-deb on the build host
+  - gpg (Debian package gpg)
+  - gpgv (Debian package gpgv)
+  - dpkg-deb (Debian package dpkg)
 """
 
 EXAMPLES = r"""

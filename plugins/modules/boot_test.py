@@ -19,7 +19,7 @@ description:
     under TCG, as every later one on that host does.
   - Reports how long the boot took. A boot never changes anything, so C(changed) is always false.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   image:
     description: Disk image to boot. Mutually exclusive with O(kernel).
@@ -79,12 +79,30 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: partial
     details: >-
       In check mode nothing is booted and nothing is written (no console log, no KVM probe verdict); the inputs are
       checked and the qemu command that would run is returned as RV(command).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Without a working KVM the boot runs under TCG (emulation), several times slower; the first boot on a host
+    may also spend O(kvm_probe_timeout) seconds on the KVM probe.
+  - Runs as any user that can read the image (and C(/dev/kvm) for KVM); the image itself is never written (qemu
+    C(-snapshot)).
+  - qemu runs in the background while the module watches O(console_log) for O(expect); it is stopped when the
+    line comes or when O(timeout) passes.
+seealso:
+  - module: osimage.builder.disk_image
+  - module: osimage.builder.kernel_build
+  - module: osimage.builder.initramfs
+  - module: osimage.builder.stemcell_package
+requirements:
+  - qemu-system-x86_64 (Debian package qemu-system-x86)
 """
 
 EXAMPLES = r"""

@@ -19,7 +19,7 @@ description:
     world-writable parent must belong to root; a symbolic link counts only when root made it.
   - Every problem is reported at once, each naming the variable the user set.
 version_added: 0.2.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   dirs:
     description:
@@ -29,12 +29,21 @@ options:
     required: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
     details: In check mode nothing is made; RV(created) lists what would be.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
   - Parents that do not exist are made with mode C(0755).
+seealso:
+  - module: osimage.builder.build_stamp
+  - module: osimage.builder.release_mounts
+requirements:
+  - Python 3 on the build host; the module runs no external program.
 """
 
 EXAMPLES = r"""

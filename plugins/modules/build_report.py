@@ -24,7 +24,7 @@ description:
   - With O(state=read) returns the report that is there (a no-op run of a pipeline hands on what its last build
     recorded) and never writes.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   path:
     description: The pipeline's main artifact; the report files are named after it.
@@ -76,11 +76,19 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
     details: Nothing is written; RV(report) is the report that would be written (artifacts that do not exist yet
       are left out of it).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+seealso:
+  - module: osimage.builder.build_stamp
+requirements:
+  - Python 3 on the build host; the module runs no external program.
 """
 
 EXAMPLES = r"""

@@ -21,7 +21,7 @@ description:
     first use (32 random bytes, mode 0600, in a directory of mode 0700) and never leaves the build host; and a
     crypt(3) salt keyed over O(inputs), the same for the same inputs, different for another image or host.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   artifact:
     description: The main artifact of the pipeline. Required unless O(state=key).
@@ -65,11 +65,22 @@ options:
     default: query
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
     details: With O(state=key), a missing stamp key is not created in check mode; C(hmac) and C(crypt_salt) are
       then null.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - The stamp key O(key_file) is a secret of the build host; back it up with the host, never with the artifacts.
+seealso:
+  - module: osimage.builder.build_report
+  - module: osimage.builder.build_dirs
+requirements:
+  - Python 3 on the build host; the module runs no external program.
 """
 
 EXAMPLES = r"""

@@ -22,7 +22,9 @@ description:
     resolved the way C(chroot) resolves it, so a symlink in the image such as C(/etc -> /etc) or C(/proc -> /)
     stays inside the root and never leads a write or a mount onto the host's own files.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - osimage.builder.progress
 options:
   root:
     description:
@@ -97,18 +99,30 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: partial
     details:
       - With O(packages), check mode reports exactly which packages would change.
       - With a command, check mode runs nothing and reports a change unless O(creates) or O(removes)
         say it would be skipped.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
   - Needs root on the build host.
+  - Packages are installed with the image's own apt-get inside the root, never with the build host's.
 seealso:
   - module: osimage.builder.rootfs_bootstrap
+  - module: osimage.builder.rootfs_archive
   - module: osimage.builder.release_mounts
+  - module: osimage.builder.root_guard
+requirements:
+  - chroot (Debian package coreutils)
+  - mount and umount (Debian package mount)
+  - for O(packages), apt-get inside the image root (Debian package apt, in every Debian or Ubuntu root), never the
+    build host's
 """
 
 EXAMPLES = r"""
@@ -213,6 +227,7 @@ def package_plan(wanted, installed, state):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            progress_log=dict(type="path"),
             root=dict(type="path", required=True),
             cmd=dict(type="str"),
             argv=dict(type="list", elements="str"),

@@ -27,7 +27,9 @@ description:
     onto the build host's own files.
   - Keyed on its inputs (a fingerprint of O(src) and every option) in C(<dest>.inputs.json).
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - osimage.builder.progress
 options:
   src:
     description: The image root to put on the disk.
@@ -101,12 +103,37 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
-  - Needs root, C(parted), C(partx), C(losetup), C(mkfs.ext4) or C(mkfs.xfs), C(grub-install) (grub-pc-bin) and
-    C(udevadm) (udev) on the build host; for EFI C(grub-mkimage), C(mkfs.vfat) and mtools.
+  - Needs root on the build host, and loop devices (C(/dev/loop-control)); in a container it must be privileged.
+  - Partitions are read with C(partx), not through the kernel's partition parser, so hosts without one work too.
+  - For O(filesystem=xfs) the root is mounted to be filled with rsync; for ext4 C(mkfs.ext4 -d) fills it without a
+    mount.
+seealso:
+  - module: osimage.builder.rootfs_archive
+  - module: osimage.builder.chroot_command
+  - module: osimage.builder.boot_test
+  - module: osimage.builder.stemcell_package
+  - module: osimage.builder.release_mounts
+requirements:
+  - truncate (Debian package coreutils)
+  - parted (Debian package parted)
+  - partx and blkid (Debian package util-linux)
+  - losetup, mount and umount (Debian package mount)
+  - mkfs.ext4 (Debian package e2fsprogs), or mkfs.xfs (Debian package xfsprogs) and rsync (Debian package
+    rsync) for xfs
+  - grub-install (Debian package grub2-common) with the i386-pc platform files (Debian package grub-pc-bin) and
+    udevadm (Debian package udev)
+  - grub-mkpasswd-pbkdf2 (Debian package grub-common) for a grub password
+  - for x86_64-efi, grub-mkimage (Debian package grub-common) with grub-efi-amd64-bin, mkfs.vfat (Debian package
+    dosfstools), mmd and mcopy (Debian package mtools)
+  - qemu-img (Debian package qemu-utils) for qcow2, vmdk and vhd copies
 """
 
 EXAMPLES = r"""
@@ -143,6 +170,10 @@ partitions:
 required_bytes:
   description: The smallest root filesystem that holds O(src).
   returned: always
+  type: int
+min_size_mb:
+  description: The smallest O(size) in MiB that would hold O(src) (with the partition table).
+  returned: when O(size) is too small
   type: int
 rebuild_reason:
   description: Why the image was (or would be) built; null when up to date.
@@ -285,6 +316,7 @@ def build(module, runner, p, tmp, parts, root_uuid, work):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            progress_log=dict(type="path"),
             src=dict(type="path", required=True),
             dest=dict(type="path", required=True),
             size=dict(type="str", required=True),
@@ -337,10 +369,10 @@ def main():
     root_bytes = parts[-1]["size_bytes"]
     result = dict(changed=False, fs_uuid=root_uuid, partitions=parts, required_bytes=need, commands=runner.commands)
     if root_bytes < need:
+        min_mb = -(-need // MIB) + parts[-1]["start_mib"] + 2
         module.fail_json(msg="size=%s is too small for src=%s: the root filesystem would get %d MiB but the content "
                              "needs at least %d MiB; use size=%dM or more"
-                             % (p["size"], src, root_bytes // MIB, need // MIB,
-                                need // MIB + parts[-1]["start_mib"] + 2), **result)
+                             % (p["size"], src, root_bytes // MIB, need // MIB, min_mb), min_size_mb=min_mb, **result)
 
     stem = dest[:-4] if dest.endswith((".img", ".raw")) else dest
     outputs = {fmt: "%s.%s" % (stem, fmt) for fmt in p["formats"]}

@@ -19,7 +19,7 @@ description:
   - The archive is written to a temporary file beside O(dest) and replaces it only when its sha256 differs, so a
     second run reports no change; check mode computes the archive and writes nothing.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   src:
     description: Directory to pack.
@@ -45,9 +45,21 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Device nodes of O(device_nodes) are only written into the archive, never created on the build host.
+seealso:
+  - module: osimage.builder.kernel_build
+  - module: osimage.builder.boot_test
+  - module: osimage.builder.aci_image
+requirements:
+  - zstd (Debian package zstd) for O(compression=zstd); gzip and xz come from Python's own gzip and lzma.
 """
 
 EXAMPLES = r"""
@@ -70,35 +82,17 @@ entries:
   type: int
 """
 
-import gzip
 import hashlib
 import io
-import lzma
 import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.osimage.builder.plugins.module_utils._compress import compress_bytes
 from ansible_collections.osimage.builder.plugins.module_utils._cpio import entries, write_newc
 from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
-
-
-def compress(module, data, compression):
-    if compression == "gzip":
-        buf = io.BytesIO()
-        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0, filename="") as f:
-            f.write(data)
-        return buf.getvalue()
-    if compression == "xz":
-        # The kernel's xz decompressor knows CRC32 only.
-        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
-                             filters=[{"id": lzma.FILTER_LZMA2, "preset": 6}])
-    if compression == "zstd":
-        _rc, out, _err = CommandRunner(module).run(["zstd", "-q", "-19", "-c"], "compress with zstd (compression=zstd)",
-                                                   data=data, binary_data=True, encoding=None)
-        return out
-    return data
 
 
 def main():
@@ -127,7 +121,8 @@ def main():
                                  % (i, n))
     buf = io.BytesIO()
     write_newc(buf, p["src"], p["source_date_epoch"], nodes)
-    data = compress(module, buf.getvalue(), p["compression"])
+    # The kernel's xz decompressor knows CRC32 only.
+    data = compress_bytes(buf.getvalue(), p["compression"], runner=CommandRunner(module), xz_check="crc32")
     count = len(entries(p["src"], nodes))
     digest = hashlib.sha256(data).hexdigest()
     dest = p["dest"]

@@ -16,7 +16,7 @@ description:
     into place. A wrong checksum is an error and leaves nothing behind.
   - When O(dest) already has the expected sha256 nothing is fetched (a cache keyed on the checksum).
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   src:
     description: Local path on the build host, or an C(http://), C(https://) or C(file://) URL.
@@ -40,9 +40,21 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - URLs are fetched with the build host's network settings (proxy variables apply).
+  - The sha256 is checked before the file is moved into place, for local paths too.
+seealso:
+  - module: osimage.builder.kernel_build
+  - module: osimage.builder.archive_keyring
+requirements:
+  - Python 3 on the build host; the module runs no external program. Downloads use Python's own HTTP client.
 """
 
 EXAMPLES = r"""
@@ -66,14 +78,16 @@ artifact:
 """
 
 import os
-import re
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import artifact, sha256_file
+from ansible_collections.osimage.builder.plugins.module_utils._fetch import (
+    SHA256,
+    fetch_verified,
+    is_remote,
+    local_path,
+)
 
 
 def main():
@@ -89,7 +103,7 @@ def main():
     )
     p = module.params
     want = p["sha256"].strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", want):
+    if not SHA256.match(want):
         module.fail_json(msg="sha256=%s is not a sha256 (64 hex digits)" % p["sha256"])
     dest = p["dest"]
     try:
@@ -106,35 +120,11 @@ def main():
                 os.chmod(dest, mode)
         module.exit_json(changed=changed, path=dest, artifact=artifact(dest))
     src = p["src"]
-    remote = re.match(r"^(https?|ftp)://", src) is not None
-    if src.startswith("file://"):
-        src = src[len("file://"):]
-    if not remote and not os.path.isfile(src):
+    if not is_remote(src) and not os.path.isfile(local_path(src)):
         module.fail_json(msg="src=%s does not exist on the build host" % p["src"])
     if module.check_mode:
         module.exit_json(changed=True, path=dest)
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=os.path.dirname(dest) or ".")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if remote:
-                try:
-                    with open_url(src, timeout=p["timeout"]) as response:
-                        shutil.copyfileobj(response, out)
-                except Exception as exc:
-                    module.fail_json(msg="src=%s could not be downloaded: %s" % (p["src"], exc))
-            else:
-                with open(src, "rb") as f:
-                    shutil.copyfileobj(f, out)
-        got = sha256_file(tmp)
-        if got != want:
-            module.fail_json(msg="src=%s has sha256 %s, but sha256=%s was expected; refusing to use it"
-                                 % (p["src"], got, want))
-        module.atomic_move(tmp, dest)
-        os.chmod(dest, mode)  # atomic_move applies the umask to a new file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fetch_verified(module, src, want, dest, timeout=p["timeout"], mode=mode)
     module.exit_json(changed=True, path=dest, artifact=artifact(dest))
 
 

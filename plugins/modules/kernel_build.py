@@ -25,7 +25,9 @@ description:
     are recorded in C(<dest_dir>/bzImage.inputs.json); the same inputs do nothing, changed ones rebuild and the
     result says which input changed. Outputs are written under temporary names and moved into place when complete.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - osimage.builder.progress
 options:
   source:
     description: Kernel source tarball (path or http/https/file URL) or an unpacked source tree.
@@ -105,11 +107,29 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
-  - Needs make, gcc, bc, flex, bison, libelf-dev, libssl-dev (and ccache for cached builds) on the build host.
+  - A cold build takes minutes (a tinyconfig) to an hour (a distribution config) on two cores; objects are kept in
+    O(build_dir) and ccache is used when present, so later builds are much shorter.
+seealso:
+  - module: osimage.builder.initramfs
+  - module: osimage.builder.boot_test
+  - module: osimage.builder.input_file
+  - module: osimage.builder.aci_image
+requirements:
+  - make (Debian package make), gcc (Debian package gcc), bc (Debian package bc), flex (Debian package flex),
+    bison (Debian package bison)
+  - patch (Debian package patch) and tar (Debian package tar), with xz (Debian package xz-utils) for a .tar.xz
+    source
+  - the kernel's build libraries, Debian packages build-essential, libelf-dev and libssl-dev
+  - ccache (Debian package ccache), optional
+  - for the default source of the roles, Debian package linux-source-6.1
 """
 
 EXAMPLES = r"""
@@ -183,7 +203,6 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
@@ -193,6 +212,14 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     tree_digest,
     write_stamp,
 )
+from ansible_collections.osimage.builder.plugins.module_utils._fetch import (
+    SHA256,
+    fetch_verified,
+    is_remote,
+    local_path,
+    mismatch_message,
+    source_sha256,
+)
 from ansible_collections.osimage.builder.plugins.module_utils._kconfig import (
     build_env,
     fragment_from_options,
@@ -200,6 +227,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._kconfig import (
     missing_options,
     parse_config,
 )
+from ansible_collections.osimage.builder.plugins.module_utils._lock import build_dir_lock
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
@@ -209,30 +237,30 @@ BASES = ("defconfig", "tinyconfig", "allnoconfig", "kvm_guest.config")
 def fetch_tarball(module, p, cache):
     """(tarball path, its sha256, verified): a local path, or a download kept
     in `cache` under its sha256. A given source_sha256 is always checked; a
-    URL needs one, a local file may go without (reported as unverified)."""
+    URL needs one, a local file may go without (reported as unverified). In
+    check mode a download is verified as a stream and nothing is written
+    (the path is then None)."""
     src = p["source"]
     want = (p["source_sha256"] or "").strip().lower()
-    remote = re.match(r"^https?://", src) is not None
-    if want and not re.fullmatch(r"[0-9a-f]{64}", want):
+    remote = is_remote(src)
+    if want and not SHA256.match(want):
         module.fail_json(msg="source_sha256=%s is not a sha256 (64 hex digits)" % p["source_sha256"])
     if remote and not want:
         module.fail_json(msg="source_sha256 is required for source=%s (a download); give the sha256 the kernel "
                              "release publishes (sha256sums.asc on kernel.org)" % src)
-    if src.startswith("file://"):
-        src = src[len("file://"):]
     if remote:
         path = os.path.join(cache, "linux-%s.tar" % want[:16])
-        if not (os.path.isfile(path) and sha256_file(path) == want):
-            os.makedirs(cache, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cache)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(open_url(src, timeout=120), out)
-            except Exception as exc:
-                os.unlink(tmp)
-                module.fail_json(msg="source=%s could not be downloaded: %s" % (p["source"], exc))
-            os.rename(tmp, path)
-        src = path
+        if os.path.isfile(path) and sha256_file(path) == want:
+            return path, want, True
+        if module.check_mode:
+            got = source_sha256(module, src, timeout=120, src_param="source")
+            if got != want:
+                module.fail_json(msg=mismatch_message("source", src, got, "source_sha256", want, "build it"))
+            return None, got, True
+        fetch_verified(module, src, want, path, timeout=120, src_param="source", sha_param="source_sha256",
+                       refusal="build it")
+        return path, want, True
+    src = local_path(src)
     if not os.path.isfile(src):
         module.fail_json(msg="source=%s does not exist" % p["source"])
     got = sha256_file(src)
@@ -241,8 +269,7 @@ def fetch_tarball(module, p, cache):
                     "to pin it" % (p["source"], got))
         return src, got, False
     if got != want:
-        module.fail_json(msg="source=%s has sha256 %s, not source_sha256=%s; refusing to build it"
-                             % (p["source"], got, want))
+        module.fail_json(msg=mismatch_message("source", p["source"], got, "source_sha256", want, "build it"))
     return src, got, True
 
 
@@ -326,6 +353,7 @@ def publish_dir(src_dir, dest):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            progress_log=dict(type="path"),
             source=dict(type="str", required=True),
             source_sha256=dict(type="str"),
             build_dir=dict(type="path", required=True),
@@ -409,7 +437,10 @@ def main():
     for prog in ("make", "gcc", "bc", "flex", "bison", "patch"):
         runner.bin(prog, hint="install build-essential bc flex bison libelf-dev libssl-dev on the build host")
     os.makedirs(p["build_dir"], exist_ok=True)
-    with signals_raise():
+    # Two builds into one build_dir share its source and object trees: the
+    # second waits for the first (bounded), never writes into a tree the
+    # first is writing.
+    with signals_raise(), build_dir_lock(p["build_dir"], what="kernel build_dir", fail=module.fail_json):
         src = prepare_source(module, runner, p, tarball, key)
         obj = os.path.join(p["build_dir"], "obj-" + key)
         os.makedirs(obj, exist_ok=True)

@@ -17,7 +17,7 @@ description:
   - Files a killed C(chroot_command) left inside image roots under O(path) (C(resolv.conf), C(policy-rc.d)) are
     restored too when O(roots) names them.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -41,9 +41,22 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Needs root on the build host.
+seealso:
+  - module: osimage.builder.chroot_command
+  - module: osimage.builder.disk_image
+  - module: osimage.builder.root_guard
+requirements:
+  - umount and losetup (Debian package mount)
+  - partx (Debian package util-linux)
 """
 
 EXAMPLES = r"""
@@ -96,8 +109,8 @@ def main():
     problem = host_dir_problem(path)
     if problem:
         module.fail_json(msg="path=%s would release every mount of the build host under it (%s); name the work "
-                             "directory of the build, for example /var/tmp/osimage/work" % (module.params["path"],
-                                                                                           problem))
+                             "directory of the build, for example /var/tmp/osimage/work"
+                             % (module.params["path"], problem))
     for root in module.params["roots"]:
         if not is_under(os.path.realpath(root), path):
             module.fail_json(msg="roots: %s is not under path=%s; name the image roots of this work directory"

@@ -21,7 +21,7 @@ description:
     O(replaced) (written with C(file state=link) or another module that replaces the link itself). A path ending
     in C(/*) stands for every entry of that directory.
 version_added: 0.2.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   root:
     description: The image root.
@@ -43,15 +43,22 @@ options:
     default: ""
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
     details: It only reads, so it does the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
   - The collection's own modules resolve paths inside an image as C(chroot) would (see C(chroot_command)); this guard
     covers the stock modules a role uses on image paths.
 seealso:
   - module: osimage.builder.chroot_command
+  - module: osimage.builder.release_mounts
+requirements:
+  - Python 3 on the build host; the module runs no external program.
 """
 
 EXAMPLES = r"""

@@ -21,7 +21,7 @@ description:
   - With O(trusted=false), for a tarball this build did not make, the tarball is checked before anything is
     written and unpacked without privileges it could bring onto the build host (see O(trusted)).
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   src:
     description: Directory to pack (O(state=packed)) or tarball to unpack (O(state=unpacked)).
@@ -66,9 +66,26 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Packing an image root needs root on the build host (it reads every file with its owner and modes); so does
+    unpacking with O(trusted=true).
+  - O(src) must have no mounts under it when it is packed; release them first with M(osimage.builder.release_mounts).
+seealso:
+  - module: osimage.builder.rootfs_bootstrap
+  - module: osimage.builder.chroot_command
+  - module: osimage.builder.disk_image
+  - module: osimage.builder.stemcell_package
+requirements:
+  - tar (Debian package tar)
+  - pigz (Debian package pigz) when present, else gzip (Debian package gzip), for gzip
+  - xz (Debian package xz-utils) for xz, zstd (Debian package zstd) for zstd
 """
 
 EXAMPLES = r"""

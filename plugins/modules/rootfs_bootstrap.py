@@ -17,7 +17,9 @@ description:
     changed inputs rebuild and the result says which input changed.
   - The artifact is built under a temporary name in the destination directory and moved into place only when complete.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - osimage.builder.progress
 options:
   dest:
     description:
@@ -87,13 +89,28 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
 notes:
   - Needs root on the build host.
+  - Downloaded packages are kept in the package cache and reused by later builds; the bootstrap itself is keyed
+    on its inputs.
 seealso:
   - module: osimage.builder.chroot_command
+  - module: osimage.builder.rootfs_archive
+  - module: osimage.builder.archive_keyring
+  - module: osimage.builder.release_mounts
+requirements:
+  - mmdebstrap (Debian package mmdebstrap), the fast path, or debootstrap (Debian package debootstrap)
+  - gpgv (Debian package gpgv) for the signature checks, dpkg (Debian package dpkg)
+  - tar (Debian package tar) for a tarball made with debootstrap
+  - the keyring of the suite, from Debian package debian-archive-keyring or made by
+    M(osimage.builder.archive_keyring)
 """
 
 EXAMPLES = r"""
@@ -253,6 +270,7 @@ def tree_size(path):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            progress_log=dict(type="path"),
             dest=dict(type="path", required=True),
             format=dict(type="str", default="auto", choices=["auto", "directory", "tar"]),
             suite=dict(type="str", required=True),

@@ -20,7 +20,7 @@ description:
   - Reproducible (sorted members, numeric owners, clamped mtimes) and keyed on its inputs; the tarball is built
     under a temporary name, its member list checked, and only then moved into place.
 version_added: 0.1.0
-author: osimage.builder contributors
+author: osimage.builder contributors (!UNKNOWN)
 options:
   dest_dir:
     description: Directory the stemcell is written to.
@@ -84,9 +84,23 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not
+      supported the action will be skipped.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
+      mode.
     support: none
+notes:
+  - Only the combinations BOSH builds are accepted; any other is an error that lists them.
+seealso:
+  - module: osimage.builder.disk_image
+  - module: osimage.builder.boot_test
+  - module: osimage.builder.rootfs_archive
+requirements:
+  - dpkg (Debian package dpkg) for the package list and the SBOM
+  - sha1sum (Debian package coreutils)
+  - tar (Debian package tar), pigz (Debian package pigz) or gzip (Debian package gzip)
 """
 
 EXAMPLES = r"""

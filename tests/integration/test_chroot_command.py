@@ -78,7 +78,7 @@ def _start(image_root, cmd):
             "-a", '{"root": "%s", "cmd": "%s"}' % (image_root, cmd)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ansible_env(),
                             start_new_session=True)
-    for _ in range(300):
+    for _attempt in range(300):
         if len(mounts_under(image_root)) >= 4:
             return proc
         time.sleep(0.1)
@@ -89,7 +89,7 @@ def _start(image_root, cmd):
 def _pids(proc, pattern):
     """Descendants of this test's ansible run whose command line has `pattern`
     (ansible's workers start sessions of their own, so no process group)."""
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=False).stdout
     rows = [line.split(None, 2) for line in out.splitlines()]
     children = {}
     for pid, ppid, *args in rows:

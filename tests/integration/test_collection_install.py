@@ -64,7 +64,7 @@ def isolated_env(tmp, collections):
 
 
 def run(argv, cwd, env, timeout=600):
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return proc
 
 

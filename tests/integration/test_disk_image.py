@@ -27,7 +27,7 @@ def small_tree(tmp_path):
 
 
 def files_under(path):
-    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _dirs, fs in os.walk(path) for f in fs)
 
 
 def test_disk_image_twice_check_mode_and_too_small(tmp_path):

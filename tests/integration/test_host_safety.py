@@ -419,6 +419,11 @@ def test_aci_validation_accepts_links_that_stay_inside_rootfs(tmp_path):
                ("rootfs/run/fifo", "fifo", None)]
     res = run_module("aci_image", {"dest": _aci(tmp_path / "good.aci", members), "state": "validated"})
     assert res.get("failed") is not True, res.get("msg")
+    # appc spec: the image id is the sha512 of the uncompressed tar; the
+    # manifest is handed back as read.
+    plain = gzip.decompress((tmp_path / "good.aci").read_bytes())
+    assert res["image_id"] == "sha512-" + hashlib.sha512(plain).hexdigest() and res["changed"] is False, res
+    assert res["manifest"]["name"] == "example.com/test"
 
 
 # -- 2b. the roles' own host-side writes (copy, template, lineinfile) -------

@@ -2,32 +2,25 @@
 boots a busybox initramfs made by the initramfs module, no rebuild on the
 same inputs, an incremental rebuild that names the changed input, and bad
 input that fails clearly with nothing published."""
-import hashlib
 import os
-import shutil
 
 import pytest
 
 from tests.conftest import REPO, needs_root, run_module
-from tests.integration.conftest import CACHE
-from tests.integration.test_initramfs_and_aci import MARKER, NODES
+from tests.guests import MARKER, NODES, busybox_init_root
+from tests.integration.conftest import CACHE, LINUX_SOURCE
 
 pytestmark = [needs_root, pytest.mark.slow]
 
-SOURCE = "/usr/src/linux-source-6.1.tar.xz"
+SOURCE = LINUX_SOURCE
 FRAGMENT = os.path.join(REPO, "tests", "integration", "files", "kernel-boot.config")
 BUILD_DIR = os.path.join(CACHE, "kernel-build")
 
 
 @pytest.fixture(scope="session")
-def source_sha256():
-    if not os.path.exists(SOURCE):
-        pytest.skip("%s missing: apt-get install linux-source-6.1 (./osimage setup does)" % SOURCE)
-    h = hashlib.sha256()
-    with open(SOURCE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def source_sha256(linux_source_sha256):
+    """The tarball's sha256, hashed once per session (conftest)."""
+    return linux_source_sha256
 
 
 def args(dest, sha, **extra):
@@ -48,14 +41,11 @@ def kernel(tmp_path_factory, source_sha256):
 
 @pytest.fixture(scope="session")
 def test_initramfs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("initramfs-root")
-    (root / "bin").mkdir()
-    shutil.copy("/bin/busybox", root / "bin" / "busybox")
-    (root / "init").write_text("#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox poweroff -f\n" % MARKER)
-    os.chmod(root / "init", 0o755)
+    root = busybox_init_root(tmp_path_factory.mktemp("initramfs-root"))
     img = str(tmp_path_factory.mktemp("initramfs") / "initramfs.cpio.gz")
-    run_module("initramfs", {"src": str(root), "dest": img, "device_nodes": NODES})
-    return img, str(root)
+    res = run_module("initramfs", {"src": root, "dest": img, "device_nodes": NODES})
+    assert res.get("changed") is True and res["artifact"]["path"] == img, res
+    return img, root
 
 
 def test_outputs(kernel):

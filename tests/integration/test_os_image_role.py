@@ -7,10 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+import yaml
 
 from tests import os_image_spec
 from tests.conftest import (
@@ -46,12 +46,9 @@ def stage_table(results):
 
 
 @pytest.fixture(scope="session")
-def build(tmp_path_factory):
-    base = tmp_path_factory.mktemp("os_image")
-    dirs = {"osimage_work_dir": str(base / "work"), "osimage_output_dir": str(base / "output")}
-    rc, stats, results = run_playbook(PLAYBOOK, dirs)
-    assert rc == 0, failed_msgs(results)
-    return dirs, stats, results
+def build(os_image_build):
+    """The session's OS image build (tests/integration/conftest.py)."""
+    return os_image_build
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +91,13 @@ def test_the_build_report(build):
     stamp = json.load(open(os.path.join(out, TGZ + ".pipeline.json")))
     assert stamp["outputs"]["sha256"][os.path.join(out, TGZ)] == report["artifacts"][0]["sha256"]
     assert stamp["inputs"]["versions"]["modules"] == report["versions"]["modules"]
+
+
+def test_long_stages_stream_to_their_progress_log(build):
+    # The runner points the long steps' modules at <work dir>/logs/<stage>.log.
+    logs = os.path.join(build[0]["osimage_work_dir"], "os_image", "debian-bookworm-amd64", "logs")
+    packages = open(os.path.join(logs, "base_ubuntu_packages.log")).read()
+    assert "apt-get" in packages and "Setting up " in packages, packages[-2000:]
 
 
 def test_a_second_run_changes_nothing(build):
@@ -164,7 +168,9 @@ def test_configuration_is_accepted_by_the_programs_themselves(unpacked, argv, ex
 
 
 @pytest.mark.parametrize("extra,expect", [
-    ({"os_image_suite": "buster-nonsense"}, "os_image_suite=buster-nonsense is not a supported suite"),
+    # argument_specs (choices from the Python table, checked by tests/unit/test_tables.py).
+    ({"os_image_suite": "buster-nonsense"},
+     "value of os_image_suite must be one of: bullseye, bookworm, trixie, jammy, noble, got: buster-nonsense"),
     # argument_specs names the stages (choices) before the role runs.
     ({"os_image_resume_from": "base_nothing"},
      "value of os_image_resume_from must be one of: , base_debootstrap, base_ubuntu_firstboot,"),
@@ -212,7 +218,7 @@ def test_an_interrupted_build_leaves_no_mounts(build, tmp_path):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                             env=ansible_env(), start_new_session=True)
     chroot = os.path.join(dirs["osimage_work_dir"], "os_image", "debian-bookworm-amd64", "chroot")
-    for _ in range(600):
+    for _attempt in range(600):
         if len(mounts_under(chroot)) >= 4:
             break
         time.sleep(0.2)
@@ -221,7 +227,7 @@ def test_an_interrupted_build_leaves_no_mounts(build, tmp_path):
         pytest.fail("the sleeping stage never mounted its chroot")
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     proc.wait(timeout=120)
-    for _ in range(50):
+    for _attempt in range(50):
         if not mounts_under(chroot):
             break
         time.sleep(0.2)
@@ -233,8 +239,10 @@ def test_the_local_inventory_playbook_is_what_the_readme_runs():
     # The README's main command must name a playbook and inventory that exist.
     readme = open(os.path.join(REPO, "README.md")).read()
     assert "ansible-playbook playbooks/build-stemcell.yml" in readme
-    assert os.path.exists(os.path.join(REPO, "inventories", "local", "hosts.yml"))
-    assert sys.executable
+    # ... and that inventory is the machine itself, over the local connection.
+    with open(os.path.join(REPO, "inventories", "local", "hosts.yml")) as f:
+        hosts = yaml.safe_load(f)["all"]["children"]["build_hosts"]["hosts"]
+    assert list(hosts) == ["localhost"] and hosts["localhost"]["ansible_connection"] == "local", hosts
 
 
 def test_ubuntu_jammy_os_image(tmp_path):

@@ -3,6 +3,7 @@ seconds: values that would reach generated files (apt sources, grub.cfg,
 qemu's -drive) or become paths, a wrong stemcell_os_image_sha256, work and
 output directories that others own or can write; and what they say about
 secrets: the stamp key, the keyed password, BOSH's default password."""
+import gzip
 import hashlib
 import hmac
 import json
@@ -59,7 +60,8 @@ def test_os_image_plan_refuses_injection(tmp_path, extra, expect):
 @pytest.fixture
 def fake_os_image(tmp_path):
     path = tmp_path / "debian-bookworm-os-image.tgz"
-    path.write_bytes(b"not really an OS image\n")
+    # gzip, so that the plan can read its unpacked size; not a tar inside.
+    path.write_bytes(gzip.compress(b"not really an OS image\n" * 4096, mtime=0))
     return str(path)
 
 
@@ -98,6 +100,14 @@ def test_stemcell_version_in_bosh_format_is_accepted(tmp_path, fake_os_image):
     msgs = failed_msgs(results)
     assert any("Stemcell stage untar_base_os_image failed" in m for m in msgs), msgs
     assert os.listdir(vars_["osimage_output_dir"]) == []
+
+
+def test_an_os_image_that_is_not_gzip_is_refused_in_the_plan(tmp_path):
+    path = tmp_path / "debian-bookworm-os-image.tgz"
+    path.write_bytes(b"not gzip at all\n")
+    refused(STEMCELL_ONLY, tmp_path, {"stemcell_os_image": str(path)},
+            "stemcell_os_image=%s is not a gzip-compressed OS image tarball" % path)
+    assert not (tmp_path / "work").exists()
 
 
 def test_a_wrong_stemcell_os_image_sha256_is_refused(tmp_path, fake_os_image):
@@ -191,8 +201,8 @@ def test_the_stamp_inputs_hold_the_password_keyed_never_plain(tmp_path):
                         hashlib.sha256).hexdigest()
     assert handed["secret_inputs"]["users_password_hmac"] == expected
     everything = json.dumps(results)
-    for leak in [password] + [hashlib.new(a, password.encode()).hexdigest() for a in ("md5", "sha1", "sha256",
-                                                                                       "sha512")]:
+    digests = [hashlib.new(a, password.encode()).hexdigest() for a in ("md5", "sha1", "sha256", "sha512")]
+    for leak in [password] + digests:
         assert leak not in everything
 
 

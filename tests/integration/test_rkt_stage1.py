@@ -6,14 +6,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import tarfile
 
 import pytest
 import yaml
 
 from tests.conftest import REPO, failed_msgs, needs_root, run_module, run_playbook
-from tests.integration.test_initramfs_and_aci import MARKER
+from tests.guests import MARKER, NODES, busybox_init_root
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -208,18 +207,13 @@ def test_the_image_kernel_boots(stage1, tmp_path):
     with tarfile.open(aci) as tar:
         kernel = tar.extractfile("rootfs/kernel_image").read()
     (tmp_path / "kernel").write_bytes(kernel)
-    root = tmp_path / "root"
-    (root / "bin").mkdir(parents=True)
-    subprocess.run(["cp", "/bin/busybox", str(root / "bin" / "busybox")], check=True)
-    (root / "init").write_text("#!/bin/busybox sh\n/bin/busybox echo %s\n/bin/busybox reboot -f\n" % MARKER)
-    os.chmod(root / "init", 0o755)
-    run_module("initramfs", {"src": str(root), "dest": str(tmp_path / "i.img"),
-                             "device_nodes": [{"path": "/dev/console", "type": "c", "major": 5, "minor": 1,
-                                               "mode": "0600"}]})
+    root = busybox_init_root(tmp_path / "root", halt="reboot")
+    run_module("initramfs", {"src": root, "dest": str(tmp_path / "i.img"), "device_nodes": NODES})
     res = run_module("boot_test", {"kernel": str(tmp_path / "kernel"), "initrd": str(tmp_path / "i.img"),
                                    "append": "console=ttyS0", "expect": MARKER, "timeout": 120,
                                    "console_log": str(tmp_path / "console.log")})
     assert res.get("failed") is not True, res.get("msg")
+    assert res["matched"] == MARKER and MARKER in (tmp_path / "console.log").read_text(errors="replace"), res
 
 
 def test_no_config_for_the_kernel_version(tmp_path):

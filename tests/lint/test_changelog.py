@@ -23,7 +23,7 @@ TRIVIAL = CONFIG.get("trivial_section_name", "trivial")
 def antsibull_changelog(*args, cwd=REPO):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1")
     return subprocess.run([os.path.join(BIN, "antsibull-changelog"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def fragment_files():

@@ -23,7 +23,7 @@ TARBALL = "%s-%s-%s.tar.gz" % (GALAXY["namespace"], GALAXY["name"], GALAXY["vers
 def run(argv, cwd, **env):
     env = dict({k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
                PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1", **env)
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def pins(path):

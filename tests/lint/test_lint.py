@@ -1,9 +1,14 @@
 """Linters are tests too: ruff over the Python, ansible-lint (production
 profile) over roles, playbooks and molecule scenarios."""
+import json
 import os
+import re
 import subprocess
 import tempfile
 
+import yaml
+
+from ansible_collections.osimage.builder.plugins.module_utils._build_host import PROGRAMS
 from tests.conftest import BIN, REPO
 
 # A HOME of the linters' own: ansible-lint and ansible-doc also look in
@@ -16,7 +21,7 @@ def run(argv):
     # The checkout's own collection, never a copy installed elsewhere.
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1", HOME=LINT_HOME,
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "collections"))
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_ruff():
@@ -25,18 +30,88 @@ def test_ruff():
 
 
 def test_module_documentation_parses():
-    """ansible-doc reads every module's DOCUMENTATION/EXAMPLES/RETURN."""
+    """ansible-doc reads every module's DOCUMENTATION/EXAMPLES/RETURN; each
+    names its requirements (every build-host program its code runs, with the
+    Debian package of _build_host.py) and its related modules."""
     modules = sorted(n[:-3] for n in os.listdir(os.path.join(REPO, "plugins", "modules")) if n.endswith(".py"))
     assert modules
     for name in modules:
         proc = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "--json", "osimage.builder." + name])
         assert proc.returncode == 0, "%s: %s" % (name, proc.stderr)
-        doc = __import__("json").loads(proc.stdout)["osimage.builder." + name]
+        doc = json.loads(proc.stdout)["osimage.builder." + name]
         assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], name
         assert doc["doc"]["attributes"]["check_mode"]["support"] in ("full", "partial"), name
+        assert doc["doc"].get("requirements"), "%s: DOCUMENTATION has no requirements" % name
+        assert doc["doc"].get("seealso"), "%s: DOCUMENTATION has no seealso" % name
+        requirements = " ".join(doc["doc"]["requirements"])
+        for program in programs_run(name):
+            package = PROGRAMS[program]
+            assert re.search(r"(^|[ ,(])%s\b" % re.escape(program), requirements), \
+                "%s runs %s, which its requirements do not name" % (name, program)
+            assert "Debian package %s" % package in requirements, \
+                "%s: requirements name %s without its Debian package %s (_build_host.py)" % (name, program, package)
+
+
+def programs_run(name):
+    """The build-host programs a module's own code names as argv[0] or checks for:
+    a list starting with a program (["chroot", root], run(["zstd", ...])),
+    .bin("prog"), a constant (QEMU = "qemu-system-x86_64"), runner.require("prog", ...),
+    `for prog in ("a", "b"):` before runner.bin(prog)."""
+    src = open(os.path.join(REPO, "plugins", "modules", name + ".py")).read()
+    src = src[src.index('RETURN = r"""'):]  # the code, not the documentation
+    names = set(re.findall(r'(?<!choices=)\[\s*"([\w.+-]+)"', src))
+    names |= set(re.findall(r'\.bin\(\s*"([\w.+-]+)"', src))
+    names |= set(re.findall(r'^[A-Z_]+ = "([\w.+-]+)"$', src, re.M))
+    for group in re.findall(r'runner\.require\(([^)]*)\)', src) + re.findall(r'for prog in \(([^)]*)\)', src):
+        names |= set(re.findall(r'"([\w.+-]+)"', group))
+    return sorted(n for n in names if n in PROGRAMS)
 
 
 def test_ansible_lint_production_profile():
     # .ansible-lint: production profile, offline, the whole collection (galaxy.yml, roles, playbooks, molecule).
     proc = run([os.path.join(BIN, "ansible-lint")])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
+
+
+ROLES = sorted(n for n in os.listdir(os.path.join(REPO, "roles")) if os.path.isdir(os.path.join(REPO, "roles", n)))
+
+
+def test_role_documentation():
+    """Every role has a README naming each variable of its argument_specs, and
+    `ansible-doc -t role` renders each entry point with every option described;
+    every public variable of defaults/main.yml is an option of an entry point."""
+    assert ROLES
+    problems = []
+    for role in ROLES:
+        base = os.path.join(REPO, "roles", role)
+        readme = os.path.join(base, "README.md")
+        if not os.path.exists(readme):
+            problems.append("roles/%s has no README.md" % role)
+            continue
+        text = open(readme).read()
+        proc = run([os.path.join(BIN, "ansible-doc"), "-t", "role", "--json", "osimage.builder." + role])
+        if proc.returncode != 0:
+            problems.append("ansible-doc -t role osimage.builder.%s: %s" % (role, proc.stderr.strip()))
+            continue
+        entry_points = json.loads(proc.stdout)["osimage.builder." + role]["entry_points"]
+        if "main" not in entry_points:
+            problems.append("%s: no main entry point in meta/argument_specs.yml" % role)
+        documented = set()
+        for entry, spec in entry_points.items():
+            if not spec.get("short_description"):
+                problems.append("%s:%s has no short_description" % (role, entry))
+            proc = run([os.path.join(BIN, "ansible-doc"), "-t", "role", "-e", entry, "osimage.builder." + role])
+            if proc.returncode != 0:
+                problems.append("ansible-doc -t role -e %s osimage.builder.%s: %s" % (entry, role, proc.stderr))
+            for option, ospec in (spec.get("options") or {}).items():
+                documented.add(option)
+                if not ospec.get("description"):
+                    problems.append("%s:%s option %s has no description" % (role, entry, option))
+                if not re.search(r"\b%s\b" % re.escape(option), text):
+                    problems.append("roles/%s/README.md does not mention %s" % (role, option))
+        defaults = os.path.join(base, "defaults", "main.yml")
+        if os.path.exists(defaults):
+            for var in yaml.safe_load(open(defaults)) or {}:
+                if not var.startswith("__") and var not in documented:
+                    problems.append("%s: defaults/main.yml variable %s is not in meta/argument_specs.yml" % (role, var))
+    assert not problems, "\n".join(problems)

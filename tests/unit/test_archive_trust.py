@@ -37,7 +37,7 @@ def test_malformed_armour_is_refused():
     assert trust.clearsigned_problem("") == "it is empty"
     assert "not 'Hash:'" in trust.clearsigned_problem(SIGNED.replace("Hash: SHA512", "Comment: x"))
     assert "not dash-escaped" in trust.clearsigned_problem(SIGNED.replace("- -----a dash", "-----a dash"))
-    assert trust.clearsigned_problem(SIGNED.split("-----BEGIN PGP SIGNATURE-----")[0]) == \
+    assert trust.clearsigned_problem(SIGNED.split("-----BEGIN PGP SIGNATURE-----", maxsplit=1)[0]) == \
         "it has no '-----BEGIN PGP SIGNATURE-----' line"
     assert trust.clearsigned_problem(SIGNED.replace("-----END PGP SIGNATURE-----", "")) == \
         "it has no '-----END PGP SIGNATURE-----' line"

@@ -97,8 +97,8 @@ def test_release_sha256_and_package_stanza():
     assert deb.release_sha256(release, "main/binary-amd64/Packages.gz") == "ef01"
     assert deb.release_sha256(release, "universe/binary-amd64/Packages.gz") is None
     packages = "Package: a\nFilename: pool/a.deb\n\nPackage: ubuntu-keyring\nFilename: pool/u.deb\nSHA256: 99\n"
-    assert deb.package_stanza(packages, "ubuntu-keyring") == {"Package": "ubuntu-keyring",
-                                                               "Filename": "pool/u.deb", "SHA256": "99"}
+    assert deb.package_stanza(packages, "ubuntu-keyring") == {
+        "Package": "ubuntu-keyring", "Filename": "pool/u.deb", "SHA256": "99"}
     assert deb.package_stanza(packages, "missing") is None
 
 

@@ -16,8 +16,8 @@ def test_stage_row_with_the_runners_status():
 
 
 def test_stages_with_status():
-    assert stages_with_status(["a", "b"], "up-to-date") == [{"stage": "a", "status": "up-to-date", "seconds": 0.0},
-                                                           {"stage": "b", "status": "up-to-date", "seconds": 0.0}]
+    assert stages_with_status(["a", "b"], "up-to-date") == [
+        {"stage": "a", "status": "up-to-date", "seconds": 0.0}, {"stage": "b", "status": "up-to-date", "seconds": 0.0}]
     assert stages_with_status([], "up-to-date") == []
 
 

@@ -56,8 +56,8 @@ def test_times_are_volatile_the_rest_is_not():
 def test_secret_names():
     assert secret_names({"kernel_version": "6.1", "keyring": "/k"}) == []
     assert secret_names({"users_password_hmac": "x", "nested": {"api_token": 1},
-                         "list": [{"grub_password": "p"}]}) == ["list.0.grub_password", "nested.api_token",
-                                                               "users_password_hmac"]
+                         "list": [{"grub_password": "p"}]}) == [
+        "list.0.grub_password", "nested.api_token", "users_password_hmac"]
 
 
 def test_stage_problems():

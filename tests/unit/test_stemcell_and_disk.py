@@ -104,4 +104,11 @@ def test_newest_kernel_and_required_size():
              "initrd.img-6.1.0-10-amd64", "vmlinuz-6.1.0-11-amd64"]
     assert disk.newest_kernel(names) == ("vmlinuz-6.1.0-10-amd64", "initrd.img-6.1.0-10-amd64")
     assert disk.newest_kernel([]) == (None, None)
-    assert disk.required_root_bytes(1000 * disk.MIB, 10000) > 1000 * disk.MIB
+    # The docstring's contract: data + 256 bytes of inode table per inode + a
+    # 64 MiB journal, 10% headroom on that, and 5% reserved for root on top.
+    content, inodes = 1000 * disk.MIB, 10000
+    need = content + inodes * 256 + 64 * disk.MIB
+    size = disk.required_root_bytes(content, inodes)
+    assert need * 1.10 / 0.95 - 1 < size <= need * 1.10 / 0.95, size
+    assert disk.required_root_bytes(content, 2 * inodes) - size >= inodes * 256
+    assert disk.required_root_bytes(0, 0) >= 64 * disk.MIB
