@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.osimage.builder.plugins.module_utils._build_host import missing_message
 
-DOCUMENTATION = r"""
-name: stage_row
-short_description: Format one stage timing as a table row
-description: Turns C({stage, seconds, skipped}) into a fixed-width row of a stage timing table.
-options:
-  _input:
-    description: The stage timing.
-    type: dict
-    required: true
-"""
+# Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter osimage.builder.<name>).
 
 
 def stage_row(timing, width=32):

@@ -12,23 +12,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.osimage.builder.plugins.module_utils import _debian, _stemcell
 
-DOCUMENTATION = r"""
-name: suite_distribution
-short_description: The distribution of a suite codename
-description:
-  - V(debian) or V(ubuntu) for a suite the collection knows (C(bookworm), C(jammy), C(bookworm-backports)),
-    V(unknown) otherwise.
-  - With O(supported=os_image), only the suites the os_image role builds count as known.
-options:
-  _input:
-    description: The suite codename.
-    type: str
-    required: true
-  supported:
-    description: Restrict to the suites a role builds (V(os_image)), or V(any) known suite.
-    type: str
-    default: any
-"""
+# Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter osimage.builder.<name>).
 
 
 def suite_distribution(suite, supported="any"):

@@ -115,3 +115,23 @@ def test_role_documentation():
                 if not var.startswith("__") and var not in documented:
                     problems.append("%s: defaults/main.yml variable %s is not in meta/argument_specs.yml" % (role, var))
     assert not problems, "\n".join(problems)
+
+
+def test_every_filter_has_its_own_documentation():
+    # One doc per filter (plugins/filter/<name>.yml), rendered by ansible-doc.
+    import importlib
+    filters = {}
+    for name in sorted(os.listdir(os.path.join(REPO, "plugins", "filter"))):
+        if name.endswith(".py"):
+            mod = importlib.import_module("ansible_collections.osimage.builder.plugins.filter." + name[:-3])
+            filters.update(mod.FilterModule().filters())
+    assert len(filters) >= 11
+    for name in filters:
+        path = os.path.join(REPO, "plugins", "filter", name + ".yml")
+        assert os.path.isfile(path), "filter %s has no %s" % (name, path)
+        doc = yaml.safe_load(open(path))
+        assert doc["DOCUMENTATION"]["name"] == name and doc["EXAMPLES"] and doc["RETURN"]["_value"]
+    proc = run([os.path.join(BIN, "ansible-doc"), "-t", "filter", "--json"]
+               + ["osimage.builder." + name for name in sorted(filters)])
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"osimage.builder." + name for name in filters}
