@@ -10,13 +10,20 @@ from tests.conftest import BIN, REPO, needs_root
 pytestmark = [needs_root, pytest.mark.slow, pytest.mark.network]
 
 
+# Molecule's layout for collections: scenarios under extensions/molecule, run
+# from extensions/ (the base configuration is the checkout's .config/molecule).
+EXTENSIONS = os.path.join(REPO, "extensions")
+SCENARIOS = os.path.join(EXTENSIONS, "molecule")
+
+
 @pytest.mark.parametrize("scenario", sorted(
-    d for d in os.listdir(os.path.join(REPO, "molecule")) if os.path.exists(os.path.join(REPO, "molecule", d,
-                                                                                         "molecule.yml"))))
+    d for d in os.listdir(SCENARIOS) if os.path.exists(os.path.join(SCENARIOS, d, "molecule.yml"))))
 def test_scenario(scenario):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1",
                PY_COLORS="0", NO_COLOR="1")
-    proc = subprocess.run([os.path.join(BIN, "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
+    # The default scenario as a plain `molecule test` (no -s), the others by name.
+    argv = [os.path.join(BIN, "molecule"), "test"] + ([] if scenario == "default" else ["-s", scenario])
+    proc = subprocess.run(argv, cwd=EXTENSIONS, env=env,
                           capture_output=True, text=True, timeout=3000, check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-8000:]
