@@ -131,3 +131,50 @@ def test_a_release_lists_every_fragment_entry(tmp_path):
             assert set(entries) <= set(release["changes"][section]), (name, section)
             for entry in entries:
                 assert plain(entry) in rendered, (name, section, entry)
+
+
+# A change to what users run (modules, plugins, roles, playbooks, collection
+# metadata, molecule scenarios) comes with a changelog fragment in the same
+# commit (a `trivial:` one for changes users do not see), as ansible-test's
+# changelog test asks of a pull request. Checked for every commit after
+# FRAGMENT_RULE_SINCE (the rule's start; earlier history is as it was) and for
+# uncommitted changes of the working tree. A release commit (changelog.yaml)
+# counts as carrying its fragments.
+FRAGMENT_RULE_SINCE = "1d193fd"
+USER_FACING = ("plugins/", "roles/", "playbooks/", "meta/", "extensions/", "galaxy.yml")
+
+
+def git(*args):
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def needs_fragment(paths):
+    code = [p for p in paths if p.startswith(USER_FACING)]
+    carried = any(p.startswith("changelogs/fragments/") or p == "changelogs/changelog.yaml" for p in paths)
+    return code if code and not carried else []
+
+
+def test_needs_fragment_rule():
+    assert needs_fragment(["plugins/modules/x.py"]) == ["plugins/modules/x.py"]
+    assert needs_fragment(["plugins/modules/x.py", "changelogs/fragments/x.yml"]) == []
+    assert needs_fragment(["roles/a/tasks/main.yml", "changelogs/changelog.yaml"]) == []
+    assert needs_fragment(["tests/unit/test_x.py", "README.md"]) == []
+
+
+def test_every_change_to_the_collection_has_a_fragment():
+    if git("rev-parse", "--git-dir").returncode != 0:
+        pytest.skip("not a git checkout (a git archive, as in the fresh-root test): no history to check")
+    if git("cat-file", "-e", FRAGMENT_RULE_SINCE + "^{commit}").returncode != 0:
+        pytest.skip("the rule's start commit %s is not in this clone's history" % FRAGMENT_RULE_SINCE)
+    missing = {}
+    commits = git("rev-list", "--no-merges", FRAGMENT_RULE_SINCE + "..HEAD").stdout.split()
+    for commit in commits:
+        paths = git("diff-tree", "--no-commit-id", "--name-only", "-r", commit).stdout.split()
+        if needs_fragment(paths):
+            missing[commit[:10] + " " + git("log", "-1", "--format=%s", commit).stdout.strip()[:60]] = \
+                needs_fragment(paths)[:3]
+    status = git("status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+    uncommitted = [line[3:].split(" -> ")[-1] for line in status]
+    if needs_fragment(uncommitted):
+        missing["(uncommitted)"] = needs_fragment(uncommitted)[:3]
+    assert missing == {}, "changes without a changelog fragment (add changelogs/fragments/<name>.yml): %s" % missing
