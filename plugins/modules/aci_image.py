@@ -95,14 +95,31 @@ image_id:
   description: sha512-<hex> of the uncompressed tar (appc spec image ID).
   returned: success
   type: str
+  sample: "sha512-79c35ea2c8d2c131df26b97701fdfcffa88239168ea390a310e3aa55e2443a15f728bfd62ea2eff7e96c67fc\
+    1915eb6cabb4d6482d47ddfab3a12ed84e09850b"
 artifact:
   description: The .aci as path, size and sha256.
   returned: success
   type: dict
+  sample:
+    path: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci
+    size: 14783529
+    sha256: "9f10f645170216d32bff57fe46f386ad5a3f46e30db179411561bfbbcdb279fe"
 manifest:
   description: The manifest (as written, or as read from the image).
   returned: success
   type: dict
+  sample:
+    acKind: ImageManifest
+    acVersion: "0.8.11"
+    name: coreos.com/rkt/stage1-kvm
+    labels:
+      - {name: arch, value: amd64}
+      - {name: os, value: linux}
+      - {name: version, value: 1.30.0}
+    annotations:
+      - {name: coreos.com/rkt/stage1/run, value: /init}
+      - {name: coreos.com/rkt/stage1/enter, value: /enter_kvm}
 """
 
 import gzip

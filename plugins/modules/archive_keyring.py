@@ -107,35 +107,50 @@ path:
   description: The verified keyring.
   returned: always
   type: str
+  sample: /var/cache/osimage/keyrings/ubuntu-archive-keyring.gpg
 fingerprints:
   description: Fingerprints of the primary keys in O(dest) (or that would be written, in check mode); exactly the
     pinned ones.
   returned: success
   type: list
   elements: str
+  sample: [790BC7277767219C42C86F933B4FE6ACC0B21F32, F6ECB3762474EDA9D21B7022871920D1991BC93C]
 signed_by:
   description: Fingerprint of the pinned key whose signature on InRelease was checked.
   returned: when the archive was fetched
   type: str
+  sample: F6ECB3762474EDA9D21B7022871920D1991BC93C
 reason:
   description:
     - Why the keyring was fetched, for example V(dest does not exist) or C(dest holds keys that are not pinned) followed
       by their fingerprints.
   returned: when the archive was fetched
   type: str
+  sample: "dest holds keys that are not pinned: 843938DF228D22F7B3742BC0D94AA3F0EFE21092"
 mirror:
   description: The archive used.
   returned: always
   type: str
+  sample: http://deb.example.org/ubuntu
 commands:
   description: The commands run (gpg, gpgv, dpkg-deb), in order.
   returned: always
   type: list
   elements: str
+  sample:
+    - /usr/bin/dpkg-deb -x /tmp/.archive-keyring-3v9w1k2q/keyring.deb /tmp/.archive-keyring-3v9w1k2q/root
+    - "/usr/bin/gpgv --homedir /tmp/.gnupg-r7c2d0xe --status-fd 1 --keyring /tmp/.archive-keyring-3v9w1k2q/pinned.gpg
+      --output /tmp/.archive-keyring-3v9w1k2q/Release /tmp/.archive-keyring-3v9w1k2q/InRelease"
+    - "/usr/bin/gpg --homedir /tmp/.gnupg-m1q8s5tb --no-options --no-autostart --batch --quiet --with-colons
+      --show-keys /var/cache/osimage/keyrings/ubuntu-archive-keyring.gpg"
 artifact:
   description: The keyring as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/cache/osimage/keyrings/ubuntu-archive-keyring.gpg
+    size: 2794
+    sha256: "90c4c719963bee4ce4828c58f4b9ed567b0776971f046d058d6e9f090e1d431f"
 """
 
 import contextlib

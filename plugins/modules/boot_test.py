@@ -127,26 +127,37 @@ seconds:
   description: Seconds from starting qemu to the expected line.
   returned: success
   type: float
+  sample: 11.5
 accel:
   description: The accelerator the successful boot used.
   returned: success
   type: str
+  sample: kvm
 matched:
   description: The console line that matched.
   returned: success
   type: str
+  sample: "localhost login:"
 console_log:
   description: The console log.
   returned: always
   type: str
+  sample: /var/tmp/osimage/work/stemcell/console.log
 kvm_probe:
   description: The KVM verdict for this build host (works, unusable, absent) and whether it was cached.
-  returned: always
+  returned: when not in check mode
   type: dict
+  sample:
+    verdict: works
+    cached: true
+    key: "6.1.0-28-amd64|QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u12)"
 command:
   description: The qemu command line.
   returned: always
   type: str
+  sample: "qemu-system-x86_64 -accel kvm -m 1024 -smp 1 -display none -monitor none
+    -serial file:/var/tmp/osimage/work/stemcell/console.log -no-reboot -nic none -cpu host -snapshot
+    -drive file=/var/tmp/osimage/work/stemcell/root.img,format=raw,if=virtio"
 """
 
 import json

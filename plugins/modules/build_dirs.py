@@ -61,6 +61,7 @@ created:
   returned: always
   type: list
   elements: str
+  sample: [/var/tmp/osimage, /var/tmp/osimage/work, /var/cache/osimage, /srv/images]
 """
 
 import os

@@ -118,19 +118,45 @@ report:
   description: The report (as written, as it already was, or as read).
   returned: success
   type: dict
+  sample:
+    schema: 1
+    pipeline: rkt_stage1
+    title: Stage1-kvm
+    stages:
+      - {stage: config, status: built, seconds: 0.4}
+      - {stage: kernel, status: built, seconds: 212.0}
+      - {stage: rootfs, status: built, seconds: 3.1}
+      - {stage: aci, status: built, seconds: 5.6}
+    artifacts:
+      - path: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci
+        size: 14783529
+        sha256: "9f10f645170216d32bff57fe46f386ad5a3f46e30db179411561bfbbcdb279fe"
+    inputs: {kernel_version: "6.1", upstream_version: 1.30.0}
+    details: {kernel_release: 6.1.119-osimage-v1}
+    notes: []
+    build_host: {hostname: build01, kernel: 6.1.0-28-amd64, distribution: Debian GNU/Linux 12 (bookworm)}
+    versions: {ansible-core: 2.17.5, osimage.builder: 0.1.0}
+    started: "2026-12-01T08:00:00Z"
+    finished: "2026-12-01T08:03:41Z"
 json_path:
   description: The path of C(<path>.report.json).
   returned: success
   type: str
+  sample: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci.report.json
 markdown_path:
   description: The path of C(<path>.report.md).
   returned: success
   type: str
+  sample: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci.report.md
 artifacts:
   description: The report's artifacts as path, size and sha256.
   returned: success
   type: list
   elements: dict
+  sample:
+    - path: /var/tmp/osimage/output/stage1-kvm-1.30.0-linux-6.1.aci
+      size: 14783529
+      sha256: "9f10f645170216d32bff57fe46f386ad5a3f46e30db179411561bfbbcdb279fe"
 """
 
 import datetime

@@ -113,6 +113,7 @@ uptodate:
   description: Whether the artifact exists, its outputs are unchanged and the inputs match the recorded ones.
   returned: unless O(state=key)
   type: bool
+  sample: false
 reason:
   description: Why the artifact is not up to date (null when it is).
   returned: unless O(state=key)
@@ -122,23 +123,34 @@ inputs_digest:
   description: sha256 of the sorted JSON of O(inputs).
   returned: unless O(state=key)
   type: str
+  sample: "008461c36bff6e833143f403cb646783d7bb19f806ed6e84dafa3bd5fac64a59"
 artifacts:
   description: The artifact and the outputs, each as path, size and sha256.
   returned: when the artifact exists
   type: list
   elements: dict
+  sample:
+    - path: /var/tmp/osimage/output/debian-bookworm-os-image.tgz
+      size: 212345678
+      sha256: "2932289bf0acb10f0fbd5a1c256a728823b8f47d97bee2b3f727e6c4e00b2258"
+    - path: /var/tmp/osimage/output/debian-bookworm-os-image-packages.txt
+      size: 48213
+      sha256: "486e2fadc86e7b05ad39b726bd35fb8a14950605da57c63b462a0b82c7f3313c"
 hmac:
   description: Name to HMAC-SHA256 (hex) of each of O(secrets), keyed with the stamp key.
   returned: O(state=key)
   type: dict
+  sample: {users_password: "f9ccd92bb6af4cb45e43113867e61dab39a4e7a2a0a88980a940250637773199"}
 crypt_salt:
   description: 16 characters of crypt(3)'s salt alphabet, keyed with the stamp key over O(inputs).
   returned: O(state=key)
   type: str
+  sample: ewDS36OKzKssuQH0
 key_file:
   description: The stamp key's path.
   returned: O(state=key)
   type: str
+  sample: /var/cache/osimage/keys/stamp.key
 """
 
 import os

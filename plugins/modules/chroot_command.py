@@ -150,33 +150,47 @@ rc:
   description: Exit status of the command (0 for a package operation).
   returned: always
   type: int
+  sample: 0
 stdout:
   description: Standard output of the command.
   returned: always
   type: str
+  sample: "Reading package lists...\nBuilding dependency tree...\nSetting up openssh-server (1:9.2p1-2+deb12u3) ...\n"
 stderr:
   description: Standard error of the command.
   returned: always
   type: str
+  sample: "debconf: delaying package configuration, since apt-utils is not installed\n"
 skipped_reason:
   description: Why the command was not run (O(creates) exists, O(removes) missing, packages already in state).
   returned: when nothing ran
   type: str
+  sample: creates=/home/vcap exists in the root
 packages_changed:
   description: The packages installed or purged.
   returned: with O(packages)
   type: list
   elements: str
+  sample: [openssh-server, rsyslog]
 released:
   description: Mounts left over from an earlier, killed run that were released first.
   returned: always
   type: list
   elements: str
+  sample:
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/dev/pts
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/dev
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/etc/resolv.conf
 commands:
   description: The commands run, or in check mode the ones that would run.
   returned: always
   type: list
   elements: str
+  sample:
+    - /usr/sbin/chroot /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot apt-get update -q
+    - "/usr/sbin/chroot /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot apt-get install -y -q
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends
+      openssh-server rsyslog"
 """
 
 import os

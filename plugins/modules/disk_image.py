@@ -153,37 +153,61 @@ artifact:
   description: The raw image as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/stemcell/root.img
+    size: 5368709120
+    sha256: "78e73c6797927151da2fe2ed5c175ae24d30d8a32ab8be6a6835a5328c8b9c58"
 converted:
   description: The converted images, each as path, size, sha256 and format.
   returned: success and not check mode
   type: list
   elements: dict
+  sample:
+    - path: /var/tmp/osimage/work/stemcell/root.qcow2
+      size: 1187119104
+      sha256: "34440665e575a2ddc988a53c04688cc1ae264d3828b1412dd8b9585dde98f711"
+      format: qcow2
 fs_uuid:
   description: UUID of the root filesystem.
   returned: always
   type: str
+  sample: f6854b21-5757-17ee-9daf-c64cfa80a6b3
 partitions:
   description: The partition layout (name, start_mib, end_mib, role).
   returned: always
   type: list
   elements: dict
+  sample:
+    - {name: root, start_mib: 1, end_mib: null, role: root, size_bytes: 5366611968}
 required_bytes:
   description: The smallest root filesystem that holds O(src).
   returned: always
   type: int
+  sample: 1717567488
 min_size_mb:
   description: The smallest O(size) in MiB that would hold O(src) (with the partition table).
   returned: when O(size) is too small
   type: int
+  sample: 1641
 rebuild_reason:
   description: Why the image was (or would be) built; null when up to date.
   returned: always
   type: str
+  sample: "inputs changed: kernel_cmdline"
 commands:
   description: Commands run.
   returned: always
   type: list
   elements: str
+  sample:
+    - /usr/bin/truncate -s 5368709120 /var/tmp/osimage/work/stemcell/.root.img.disk_image-tmp
+    - "/usr/sbin/parted -s -a optimal /var/tmp/osimage/work/stemcell/.root.img.disk_image-tmp mklabel msdos
+      mkpart primary ext4 1MiB 100% set 1 boot on"
+    - /usr/sbin/losetup --find --show /var/tmp/osimage/work/stemcell/.root.img.disk_image-tmp
+    - "/usr/sbin/mkfs.ext4 -F -q -U f6854b21-5757-17ee-9daf-c64cfa80a6b3 -L rootfs
+      -d /var/tmp/osimage/work/stemcell/chroot /dev/loop0p1"
+    - "/usr/bin/qemu-img convert -f raw -O qcow2 -o compat=0.10 /var/tmp/osimage/work/stemcell/.root.img.disk_image-tmp
+      /var/tmp/osimage/work/stemcell/.root.img.disk_image-tmp.qcow2"
 """
 
 import hashlib

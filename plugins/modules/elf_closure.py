@@ -102,16 +102,25 @@ libraries:
   returned: always
   type: list
   elements: dict
+  sample:
+    - {name: libc.so.6, source: /lib/x86_64-linux-gnu/libc.so.6, dest: /lib/libc.so.6}
+    - {name: libnss_dns.so.2, source: /lib/x86_64-linux-gnu/libnss_dns.so.2, dest: /lib/libnss_dns.so.2}
 files:
   description: The files copied, each src, dest and whether it is an ELF with dependencies.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {src: /bin/busybox, dest: /busybox, elf: true, dynamic: false}
+    - {src: /usr/sbin/chronyd, dest: /chronyd, elf: true, dynamic: true}
 commands:
   description: The loader commands run.
   returned: always
   type: list
   elements: str
+  sample:
+    - /usr/sbin/chroot /var/tmp/osimage/work/kurma/stage4 /lib64/ld-linux-x86-64.so.2 --list /usr/sbin/chronyd
+    - "/usr/sbin/ldconfig -X -r /var/tmp/osimage/work/kurma/aci/ntp/rootfs -C /etc/ld.so.cache.new -f /etc/ld.so.conf"
 """
 
 import filecmp

@@ -119,23 +119,40 @@ EXAMPLES = r"""
 
 RETURN = r"""
 artifact:
-  description: The raw image (path, size, sha256).
+  description: The raw image (path, size, sha256; in check mode its path only).
   returned: always
   type: dict
+  sample:
+    path: /var/tmp/osimage/output/kurmaos.raw
+    size: 1453326336
+    sha256: "8d74ff1a78fac5db61d1740399b80e21f8abdf04de33d07cc38e810d0545d983"
 formats:
   description: The converted copies (path, size, sha256).
   returned: always
   type: list
   elements: dict
+  sample:
+    - path: /var/tmp/osimage/output/kurmaos.qcow2
+      size: 301137920
+      sha256: "7e90a71a96f6d67849ca31290bc1d1239b8c6f25ecaba16b58b3c53d00258867"
 layout:
   description: Each partition's number, label, type, start and blocks.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {number: 1, label: EFI-SYSTEM, type: C12A7328-F81F-11D2-BA4B-00A0C93EC93B, start: 4096, blocks: 262144,
+       fs: vfat}
+    - {number: 2, label: BIOS-BOOT, type: 21686148-6449-6E6F-744E-656564454649, start: 266240, blocks: 4096,
+       fs: none}
+    - {number: 3, label: OEM, type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4, start: 270336, blocks: 262144, fs: ext4}
+    - {number: 4, label: ROOT, type: 3884DD41-8582-4404-B9A8-E9B84F2DF50E, start: 532480, blocks: 2097152,
+       fs: ext4}
 rebuild_reason:
   description: Why the image was built, or null.
   returned: always
   type: str
+  sample: "inputs changed: grub_cfg"
 """
 
 import os

@@ -125,37 +125,72 @@ artifact:
   description: The image as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/guest_image/container.img
+    size: 536870912
+    sha256: "84983c60f7daadc1cb8698621f802c0d9f9a3c3c295c810748fb048115c186ec"
 size_mb:
   description: Size of the image file in MiB.
   returned: always
   type: int
+  sample: 512
 disk_mb:
   description: Size of the rootfs disk (the image without the DAX header) in MiB.
   returned: always
   type: int
+  sample: 510
 partitions:
   description: The rootfs disk's partitions as start and end in MiB (end exclusive), relative to the rootfs disk.
   returned: always
   type: list
   elements: dict
+  sample: [{start: 1, end: 504}, {start: 504, end: 510}]
 notice:
   description: What the size was rounded up from, when it was.
   returned: always
   type: str
+  sample: size 1000 MiB is not a multiple of 128 MiB (the memory hotplug section); rounded up to 1024 MiB
 rebuild_reason:
   description: Why the image was built; null when up to date.
   returned: always
   type: str
+  sample: artifact missing
 verity:
   description: With O(verity) - root_hash, salt, data_blocks, data_block_size, hash_block_size, the root_hash.txt
     line (C(kernel_verity_params)), its file, and the kernel parameters for virtio-blk and NVDIMM.
-  returned: with verity, success and not check mode
+  returned: always; null without O(verity), in check mode and when the image is up to date
   type: dict
+  sample:
+    root_hash: "ff7c9cf9a5750a192974d6e209944d4ea86ba35a6a29ad94705d86b64fe5cccb"
+    salt: "3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb"
+    data_blocks: 128768
+    data_block_size: 4096
+    hash_block_size: 4096
+    line: "root_hash=ff7c9cf9a5750a192974d6e209944d4ea86ba35a6a29ad94705d86b64fe5cccb,\
+      salt=3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb,data_blocks=128768,\
+      data_block_size=4096,hash_block_size=4096"
+    kernel_verity_params: "root_hash=ff7c9cf9a5750a192974d6e209944d4ea86ba35a6a29ad94705d86b64fe5cccb,\
+      salt=3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb,data_blocks=128768,\
+      data_block_size=4096,hash_block_size=4096"
+    file: /var/tmp/osimage/work/guest_image/root_hash.txt
+    kernel_params_virtio_blk: 'dm-mod.create="dm-verity,,,ro,0 1030144 verity 1 /dev/vda1 /dev/vda2 4096 4096 128768 0
+      sha256 ff7c9cf9a5750a192974d6e209944d4ea86ba35a6a29ad94705d86b64fe5cccb
+      3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb" root=/dev/dm-0 rootflags=ro rootfstype=erofs'
+    kernel_params_nvdimm: 'dm-mod.create="dm-verity,,,ro,0 1030144 verity 1 /dev/pmem0p1 /dev/pmem0p2 4096 4096 128768
+      0 sha256 ff7c9cf9a5750a192974d6e209944d4ea86ba35a6a29ad94705d86b64fe5cccb
+      3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb" root=/dev/dm-0 rootflags=ro rootfstype=erofs'
 commands:
   description: Commands run.
   returned: always
   type: list
   elements: str
+  sample:
+    - "/usr/bin/mkfs.erofs --quiet -zlz4hc -Enoinline_data -T1700000000 -U12fc8032-3001-4e6a-97fb-c99cecf59680
+      /var/tmp/osimage/work/guest_image/.container.img.work.h3k9x2pa/root.fs /var/tmp/osimage/work/guest_image/rootfs"
+    - "/usr/sbin/veritysetup format --no-superblock --salt
+      3bd6da99beffe4d921c5feb3f4d94e63dafb74630a98de23fe67b1f541194aeb
+      /var/tmp/osimage/work/guest_image/.container.img.work.h3k9x2pa/root.fs
+      /var/tmp/osimage/work/guest_image/.container.img.work.h3k9x2pa/root.hash"
 """
 
 import hashlib

@@ -76,10 +76,15 @@ artifact:
   description: The initramfs as path, size and sha256.
   returned: always
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/test-initramfs.cpio.gz
+    size: 1104583
+    sha256: "9752c38a9065f7646ffaac3621d1fa2f7dbe726c7e12e511eac7fdb14d4e2a24"
 entries:
   description: Number of archive members.
   returned: always
   type: int
+  sample: 14
 """
 
 import hashlib

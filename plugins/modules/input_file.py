@@ -71,10 +71,15 @@ path:
   description: The verified file.
   returned: always
   type: str
+  sample: /var/cache/osimage/inputs/bosh-agent
 artifact:
   description: The verified file as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/cache/osimage/inputs/bosh-agent
+    size: 21495808
+    sha256: "c96c6d5be8d08a12e7b5cdc1b207fa6b2430974c86803d8891675e76fd992c20"
 """
 
 import os

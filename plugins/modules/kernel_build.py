@@ -151,49 +151,78 @@ bzimage:
   description: The kernel image as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/rkt_stage1/linux-6.1/kernel/bzImage
+    size: 8212480
+    sha256: "1985827a8fde819c685b0c756aba1e5bc1a85eebf1cf6bc806d8d748b965722e"
 vmlinux:
   description: The uncompressed kernel as path, size and sha256 (with O(vmlinux)).
   returned: when requested
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/rkt_stage1/linux-6.1/kernel/vmlinux
+    size: 52481696
+    sha256: "bda53947e9ee31b2381cad6b07dc756f83c688f16dce16bd23ac1386099b36b3"
 config_file:
   description: The final configuration as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/tmp/osimage/work/rkt_stage1/linux-6.1/kernel/config
+    size: 143187
+    sha256: "b79606fb3afea5bd1609ed40b622142f1c98125abcfe89a76a661b0e8e343910"
 release:
   description: The kernel release string (C(make kernelrelease)).
   returned: success and not check mode
   type: str
+  sample: 6.1.119-osimage-v1
 headers_dir:
   description: Installed API headers (with O(headers)).
   returned: when requested
   type: str
+  sample: /var/tmp/osimage/work/rkt_stage1/linux-6.1/kernel/headers
 source_include_dir:
   description: The kernel's include tree (with O(source_include)).
   returned: when requested
   type: str
+  sample: /var/tmp/osimage/work/rkt_stage1/linux-6.1/kernel/source/include
 source_verified:
   description:
     - Whether the tarball was checked against O(source_sha256); V(false) for a local tarball given without one.
     - Always V(true) for a source tree (nothing to verify; its content is part of the inputs).
   returned: always
   type: bool
+  sample: true
 source_sha256:
   description: The sha256 of the tarball as read (null for a tree).
   returned: always
   type: str
+  sample: "b45a22b5e5c8973321857e539144cba801336def8d527286e4963d0288ea824f"
 rebuild_reason:
   description: Why the kernel was (or would be) built; null when up to date.
   returned: always
   type: str
+  sample: "inputs changed: config_fragments"
 ccache:
   description: Whether ccache was used.
   returned: always
   type: bool
+  sample: false
 commands:
   description: Commands run.
   returned: always
   type: list
   elements: str
+  sample:
+    - /usr/bin/tar -xf /usr/src/linux-source-6.1.tar.xz --strip-components=1 -C /var/cache/osimage/kernel/.src-k2w9d1fz
+    - "/usr/bin/patch -p1 --forward --batch -d /var/cache/osimage/kernel/.src-k2w9d1fz
+      -i /var/tmp/osimage/work/rkt_stage1/linux-6.1/inputs/0001-reboot.patch"
+    - "/usr/bin/make -C /var/cache/osimage/kernel/src-3f2a9c41d7e8b605
+      O=/var/cache/osimage/kernel/obj-3f2a9c41d7e8b605 olddefconfig"
+    - "/usr/bin/make -C /var/cache/osimage/kernel/src-3f2a9c41d7e8b605
+      O=/var/cache/osimage/kernel/obj-3f2a9c41d7e8b605 -j2 bzImage"
+    - "/usr/bin/make -C /var/cache/osimage/kernel/src-3f2a9c41d7e8b605
+      O=/var/cache/osimage/kernel/obj-3f2a9c41d7e8b605 -s kernelrelease"
 """
 
 import hashlib

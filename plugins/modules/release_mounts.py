@@ -71,16 +71,25 @@ unmounted:
   returned: always
   type: list
   elements: str
+  sample:
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/dev/pts
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/proc
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/sys
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/dev
 detached:
   description: Loop devices detached.
   returned: always
   type: list
   elements: str
+  sample: [/dev/loop3]
 restored:
   description: Files restored inside image roots.
   returned: always
   type: list
   elements: str
+  sample:
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/etc/resolv.conf
+    - /var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot/usr/sbin/policy-rc.d
 """
 
 import os

@@ -115,7 +115,10 @@ artifact:
   description: The tarball (O(state=packed)) or the source tarball (O(state=unpacked)) as path, size and sha256.
   returned: always
   type: dict
-  sample: {"path": "/var/tmp/osimage/out/debian-bookworm-os-image.tgz", "size": 212345678, "sha256": "ab12..."}
+  sample:
+    path: /var/tmp/osimage/output/debian-bookworm-os-image.tgz
+    size: 212345678
+    sha256: "0eb3e36bfb24dcd9bb1d1bece1531216b59539a8fde17ee80224af0653c92aa3"
 dropped:
   description:
     - With O(trusted=false), the device nodes left out and the members whose setuid/setgid bits were cleared
@@ -128,6 +131,12 @@ commands:
   returned: always
   type: list
   elements: str
+  sample:
+    - "tar --create --file=- --directory=/var/tmp/osimage/work/os_image/debian-bookworm-amd64/chroot
+      --sort=name --numeric-owner --sparse
+      --xattrs '--xattrs-include=*' --acls --one-file-system
+      --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime --mtime=@1700000000 --clamp-mtime .
+      | pigz -n -6"
 """
 
 import os

@@ -134,11 +134,15 @@ path:
   description: The root filesystem directory or tarball.
   returned: always
   type: str
+  sample: /var/cache/osimage/rootfs/debian-bookworm-amd64-minbase.tar
 artifact:
   description: The tarball as path, size and sha256 (for a directory, path and the size of its files).
   returned: success and not check mode
   type: dict
-  sample: {"path": "/var/cache/osimage/rootfs/debian-bookworm.tar", "size": 197527040, "sha256": "9f86d0..."}
+  sample:
+    path: /var/cache/osimage/rootfs/debian-bookworm-amd64-minbase.tar
+    size: 197527040
+    sha256: "333c04dd151a2a6831c039cb9a651df29198be8a04e16ce861d4b6a34a11c954"
 packages:
   description: Installed packages.
   returned: success and not check mode
@@ -149,6 +153,7 @@ inputs_digest:
   description: sha256 of the sorted JSON of the inputs.
   returned: always
   type: str
+  sample: "487716dc57942df25ce85ea1a2e848af37352bf73ceec992bdf9b8d81229ef3c"
 rebuild_reason:
   description: Why the root filesystem was (or in check mode would be) built; null when it was up to date.
   returned: always
@@ -158,15 +163,29 @@ mirror:
   description: The mirror used (null when left to the tool's default).
   returned: always
   type: str
+  sample: http://deb.example.org/debian
 tool:
   description: The bootstrap tool used.
   returned: always
   type: str
+  sample: mmdebstrap
 commands:
   description: The commands run, or in check mode the ones that would run.
   returned: always
   type: list
   elements: str
+  sample:
+    - "/usr/bin/mmdebstrap --mode=root --variant=minbase --architectures=amd64 --components=main
+      --keyring=/usr/share/keyrings/debian-archive-keyring.gpg --include=systemd-sysv,openssh-server
+      --skip=download/empty --skip=essential/unlink '--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/'
+      '--setup-hook=sync-in /var/cache/osimage/debs/debian-bookworm-amd64 /var/cache/apt/archives/'
+      '--customize-hook=sync-out /var/cache/apt/archives /var/cache/osimage/debs/debian-bookworm-amd64'
+      '--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb'
+      '--customize-hook=copy-out /var/lib/dpkg/status
+      /var/cache/osimage/rootfs/.debian-bookworm-amd64-minbase.tar.build-q8r2m4xz/meta'
+      bookworm
+      /var/cache/osimage/rootfs/.debian-bookworm-amd64-minbase.tar.build-q8r2m4xz/debian-bookworm-amd64-minbase.tar
+      http://deb.example.org/debian"
 """
 
 import os

@@ -123,23 +123,50 @@ artifact:
   description: The stemcell tarball as path, size and sha256.
   returned: success and not check mode
   type: dict
+  sample:
+    path: /var/tmp/osimage/output/bosh-stemcell-1.0-openstack-kvm-debian-bookworm-go_agent-raw.tgz
+    size: 498073600
+    sha256: "17934690e966c11bad06391a9056e3558ebf346d9dff99d89413185242ce453d"
 filename:
   description: BOSH's file name of the stemcell.
   returned: always
   type: str
+  sample: bosh-stemcell-1.0-openstack-kvm-debian-bookworm-go_agent-raw.tgz
 manifest:
   description: The stemcell.MF content.
   returned: success and not check mode
   type: dict
+  sample:
+    name: bosh-openstack-kvm-debian-bookworm-go_agent
+    version: "1.0"
+    bosh_protocol: "1"
+    api_version: 3
+    sha1: "978ea7af39ad5fefb6bfbc82a1c5023494bdade2"
+    operating_system: debian-bookworm
+    stemcell_formats: [openstack-raw]
+    cloud_properties:
+      name: bosh-openstack-kvm-debian-bookworm-go_agent
+      version: "1.0"
+      infrastructure: openstack
+      hypervisor: kvm
+      disk: 5120
+      disk_format: raw
+      container_format: bare
+      os_type: linux
+      os_distro: debian
+      architecture: x86_64
+      auto_disk_config: true
 image_sha1:
   description: sha1 of the C(image) member.
   returned: success and not check mode
   type: str
+  sample: "978ea7af39ad5fefb6bfbc82a1c5023494bdade2"
 members:
   description: The members of the tarball, in order.
   returned: success and not check mode
   type: list
   elements: str
+  sample: [image, stemcell.MF, packages.txt, dev_tools_file_list.txt, sbom.spdx.json]
 """
 
 import datetime

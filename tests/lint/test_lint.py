@@ -135,3 +135,30 @@ def test_every_filter_has_its_own_documentation():
                + ["osimage.builder." + name for name in sorted(filters)])
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout)) == {"osimage.builder." + name for name in filters}
+
+
+def test_every_return_value_has_a_sample():
+    """Issue 16: every key of every module's RETURN (and every key under the
+    `contains` of a dict or list) carries a `sample`, read as ansible-doc
+    parses the YAML."""
+    modules = sorted(n[:-3] for n in os.listdir(os.path.join(REPO, "plugins", "modules")) if n.endswith(".py"))
+    assert modules
+    proc = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "--json"]
+               + ["osimage.builder." + name for name in modules])
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    missing = []
+
+    def check(where, keys):
+        for key, spec in (keys or {}).items():
+            if not isinstance(spec, dict) or "sample" not in spec:
+                missing.append("%s.%s" % (where, key))
+                continue
+            if spec.get("contains"):
+                check("%s.%s" % (where, key), spec["contains"])
+
+    for name in modules:
+        ret = docs["osimage.builder." + name]["return"]
+        assert ret, "%s: RETURN is empty" % name
+        check(name, ret)
+    assert not missing, "RETURN keys without a sample: " + ", ".join(missing)
