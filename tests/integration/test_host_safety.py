@@ -453,6 +453,7 @@ def test_a_stage_refuses_an_image_whose_symlinks_lead_onto_the_host(tmp_path, li
             "vars": {"__%s_chroot" % role: root, "__pipeline_stage": stage,
                      "__pipeline_stage_index": 1, "__pipeline_resume_index": 0, "__pipeline_timings": [],
                      "pipeline_stage_dir": os.path.join(role_dir, "tasks"),
+                     "pipeline_work_dir": str(tmp_path / "work"),
                      "pipeline_before_each_stage": os.path.join(role_dir, "tasks", "_root_guard.yml")}}],
     }]))
     rc, _stats, results = run_playbook(str(play), inventory="localhost,")
