@@ -5,12 +5,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, "collections")
 BIN = os.path.dirname(sys.executable)
+JUNIT_DIR = os.environ.get("OSIMAGE_TEST_JUNIT_DIR") or os.path.join(tempfile.gettempdir(), "osimage-test-junit")
 
 # Make `ansible_collections.osimage.builder...` importable for unit tests.
 if COLLECTIONS not in sys.path:
@@ -24,6 +26,13 @@ def ansible_env(**extra):
         "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        # Every playbook run of the suite also leaves a JUnit file (a test case
+        # per task, grouped by task file: the stages), for CI systems to show
+        # per-task results: OSIMAGE_TEST_JUNIT_DIR, or a directory under /tmp.
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
+        "JUNIT_OUTPUT_DIR": JUNIT_DIR,
+        "JUNIT_TASK_CLASS": "true",
+        "JUNIT_HIDE_TASK_ARGUMENTS": "true",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
         "PATH": BIN + os.pathsep + env.get("PATH", ""),

@@ -114,3 +114,21 @@ def test_checks_before_the_first_stage(tmp_path):
     rc, stats, results = play(tmp_path, toy_stages=["one", "four"])
     assert rc != 0 and "no task file for the stages four" in failed_msgs(results)[-1]
     assert not (tmp_path / "output" / "toy.txt").exists()
+
+
+def test_a_run_leaves_a_junit_file_with_a_case_per_task(tmp_path):
+    # The suite's runs enable ansible.builtin.junit (tests/conftest.py), so a
+    # CI system can show per-task results; the stages' task files are the
+    # test classes.
+    import xml.etree.ElementTree as ET
+    junit = tmp_path / "junit"
+    rc, _stats, results = run_playbook(PLAYBOOK, {"toy_dir": str(tmp_path)}, env={"JUNIT_OUTPUT_DIR": str(junit)})
+    assert rc == 0, failed_msgs(results)
+    files = sorted(junit.glob("*.xml"))
+    assert len(files) == 1, files
+    suites = ET.parse(files[0]).getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) > 10
+    classes = {c.get("classname", "") for c in cases}
+    assert any(name.endswith("toy_stages/two") for name in classes), sorted(classes)[:10]
+    assert not suites.findall(".//failure") and not suites.findall(".//error")
