@@ -1,4 +1,3 @@
-import hashlib
 import os
 import shutil
 import subprocess
@@ -6,6 +5,7 @@ import time
 
 import pytest
 
+from ansible_collections.osimage.builder.plugins.module_utils._digest import sha256_file
 from tests.conftest import REPO, failed_msgs, run_module, run_playbook
 
 # One package cache for the whole run (and across runs): the tests bootstrap
@@ -68,11 +68,7 @@ GUEST_KERNEL_FRAGMENT = os.path.join(REPO, "tests", "integration", "files", "ker
 def linux_source_sha256():
     if not os.path.exists(LINUX_SOURCE):
         pytest.skip("%s missing: apt-get install linux-source-6.1 (./osimage setup does)" % LINUX_SOURCE)
-    h = hashlib.sha256()
-    with open(LINUX_SOURCE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(LINUX_SOURCE)
 
 
 def guest_kernel_args(sha256, **extra):

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ansible_collections.osimage.builder.plugins.module_utils._digest import sha256_file
 from tests import stemcell_spec
 from tests.conftest import (
     BIN,
@@ -129,14 +130,7 @@ def test_the_packaged_disk_is_the_disk_that_booted(stemcell, unpacked):
     packed = os.path.join(work, "root.img")
     if not os.path.exists(packed):
         stemcell_spec.check_disk(work, _mf)
-
-    def digest(path):
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    assert digest(booted) == digest(packed)
+    assert sha256_file(booted) == sha256_file(packed)
 
 
 def test_a_second_run_changes_nothing(stemcell):
