@@ -19,6 +19,40 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
 
+# What a whole run needs under pytest's base temp (the OS image, the stemcell,
+# the guest and KurmaOS builds, the fresh root) plus the caches it fills.
+MIN_FREE_GIB = float(os.environ.get("OSIMAGE_TEST_MIN_FREE_GIB", "30"))
+
+
+def _free_gib(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize / 2 ** 30
+
+
+def pytest_report_header(config):
+    tmp = tempfile.gettempdir()
+    return "free space: %s %.1f GiB (the whole suite needs about %.0f GiB)" % (tmp, _free_gib(tmp), MIN_FREE_GIB)
+
+
+def pytest_sessionstart(session):
+    """Refuse to start a run that would fill the disk an hour in. Only runs
+    that include the slow tests need the space; `-m "not slow"` runs anyway."""
+    config = session.config
+    markexpr = config.getoption("markexpr", "") or ""
+    if "not slow" not in markexpr and not config.getoption("collectonly", False):
+        tmp = tempfile.gettempdir()
+        free = _free_gib(tmp)
+        if free < MIN_FREE_GIB:
+            pytest.exit("only %.1f GiB free under %s; the whole suite needs about %.0f GiB (its images). Remove old "
+                        "runs' directories (%s/pytest-of-*) or set OSIMAGE_TEST_MIN_FREE_GIB."
+                        % (free, tmp, MIN_FREE_GIB, tmp), returncode=3)
+    # The JUnit files describe the last run only.
+    if "OSIMAGE_TEST_JUNIT_DIR" not in os.environ and os.path.isdir(JUNIT_DIR):
+        for name in os.listdir(JUNIT_DIR):
+            if name.endswith(".xml"):
+                os.unlink(os.path.join(JUNIT_DIR, name))
+
+
 def ansible_env(**extra):
     env = dict(os.environ)
     env.update({
