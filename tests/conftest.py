@@ -155,3 +155,14 @@ def _ubuntu_archive_answers():
         return None
     except Exception as exc:
         return "Ubuntu's archive does not answer from this machine (%s)" % exc
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault tests' tally (tests/faults.py): `faults survived: S/T, leaked: L`."""
+    from tests import faults
+
+    lines = faults.summary()
+    if lines:
+        terminalreporter.section("faults")
+        for line in lines:
+            terminalreporter.write_line(line)

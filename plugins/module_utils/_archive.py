@@ -20,6 +20,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._compress import (
     COMPRESSORS,
     pick_compressor,
 )
+from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
 from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
 
 
@@ -59,12 +60,28 @@ def stream_pack(runner, tar_argv, comp_argv, out_path):
     try:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
             h.update(block)
-            size += len(block)
             if out:
                 out.write(block)
-    finally:
+            size += len(block)
         if out:
             out.close()
+    except OSError as exc:
+        if not (out_path and is_no_space(exc)):
+            raise
+        # A full disk: stop the pipeline and say where and how much; the
+        # caller removes the partial file (it is a temporary name).
+        for proc in (comp, tar):
+            if proc:
+                proc.kill()
+                proc.wait()
+        error = no_space(exc, out_path, "writing the archive", written=size)
+        runner.module.fail_json(msg=str(error), commands=runner.commands, **error.details())
+    finally:
+        if out and not out.closed:
+            try:
+                out.close()
+            except OSError:
+                pass  # the write's own error is the one reported
     tar_err = tar.stderr.read().decode(errors="replace")
     tar_rc = tar.wait()
     if comp:
@@ -125,14 +142,22 @@ def read_members(path, runner=None):
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"\x28\xb5\x2f\xfd":
-        zstd = runner.bin("zstd") if runner else "zstd"
-        proc = subprocess.Popen([zstd, "-dc", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                return list(tar)
-        finally:
-            proc.stdout.close()
-            proc.wait()
+        # The zstd program, through the runner like every command (a corrupt
+        # file fails naming zstd and its stderr).
+        if runner is None:
+            raise ValueError("%s is zstd-compressed: reading it runs the zstd program, pass a runner" % path)
+        with runner.stream([["zstd", "-dc", path]], ["decompress %s" % path]) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    members = list(tar)
+            except tarfile.TarError as exc:
+                members = exc  # a failure of zstd itself is the one reported, when the stream ends
+            # Read to the end, so that zstd exits on its own.
+            for _block in iter(lambda: stream.read(1024 * 1024), b""):
+                pass
+        if isinstance(members, tarfile.TarError):
+            raise members
+        return members
     with tarfile.open(path, mode="r|*") as tar:
         return list(tar)
 

@@ -61,6 +61,8 @@ PROGRAMS = {
     "grub-install": "grub2-common",
     "grub-mkimage": "grub-common",
     "grub-mkpasswd-pbkdf2": "grub-common",
+    # KurmaOS: the OEM grub.cfg checked in the plan
+    "grub-script-check": "grub-common",
     "qemu-img": "qemu-utils",
     "qemu-system-x86_64": "qemu-system-x86",
     "sha1sum": "coreutils",

@@ -1,9 +1,27 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) osimage.builder contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Digests of files, trees and input sets, and the `<artifact>.inputs.json`
-stamp that makes non-idempotent steps (bootstrap, compile, pack) skip when
-their inputs did not change (osbuild's stage id; mkosi's cache manifest).
+"""Digests of files, trees and input sets, and the one stamp,
+`<artifact>.stamp.json`, that makes non-idempotent steps (bootstrap, compile,
+pack) and whole pipelines skip when what shapes their artifact did not change
+(osbuild's stage id; mkosi's cache manifest).
+
+The stamp's schema, written here and nowhere else (README.md, "The stamp"):
+
+    {"schema": 1,
+     "records": {"<writer>": {"inputs": {...}, "versions": {...},
+                              "digest": "<sha256 of the canonical JSON of {inputs, versions}>",
+                              "outputs": {"<path>": "<sha256>", ...},
+                              "notes": [...], "facts": {...}}}}
+
+A writer is a module's short name (`rootfs_archive`) or `pipeline:<role>`;
+a module and a pipeline that stamp the same artifact each own one record of
+the one file, and writing replaces only the writer's own record. `notes`
+(sentences for whoever reads the artifact) and `facts` (what a module hands
+back on a run that builds nothing: a package list, a partition layout) are
+optional and are not inputs. Stamps of the older layouts (`<artifact>.inputs.json`,
+`<artifact>.pipeline.json`) are never trusted and are removed when the new
+stamp is written.
 
 Stamps are world-readable files beside the artifacts and travel with them, so
 a secret (a password) never enters them as a plain digest, which would allow
@@ -123,16 +141,48 @@ def tree_digest(paths):
     return h.hexdigest()
 
 
-def stamp_path(artifact_path, suffix=".inputs.json"):
-    return artifact_path.rstrip("/") + suffix
+STAMP_SUFFIX = ".stamp.json"
+STAMP_SCHEMA = 1
+# What earlier versions wrote (modules, pipelines): ignored, removed on write.
+LEGACY_STAMP_SUFFIXES = (".inputs.json", ".pipeline.json")
 
 
-def read_stamp(artifact_path, suffix=".inputs.json"):
+def stamp_path(artifact_path):
+    return artifact_path.rstrip("/") + STAMP_SUFFIX
+
+
+def read_stamp_file(artifact_path):
+    """The whole stamp beside an artifact, or None when there is none, it
+    cannot be read or it is not of this schema."""
     try:
-        with open(stamp_path(artifact_path, suffix)) as f:
-            return json.load(f)
+        with open(stamp_path(artifact_path)) as f:
+            stamp = json.load(f)
     except (OSError, ValueError):
         return None
+    if (not isinstance(stamp, dict) or stamp.get("schema") != STAMP_SCHEMA
+            or not isinstance(stamp.get("records"), dict)):
+        return None
+    return stamp
+
+
+def read_stamp(artifact_path, writer):
+    """The writer's record in the stamp beside the artifact, or None."""
+    record = (read_stamp_file(artifact_path) or {"records": {}})["records"].get(writer)
+    return record if isinstance(record, dict) else None
+
+
+def record_digest(inputs, versions=None):
+    """sha256 of the canonical JSON of {inputs, versions}: a record's digest."""
+    return inputs_digest({"inputs": inputs, "versions": versions or {}})
+
+
+def recorded_artifact(record, path, **extra):
+    """The standard description (path, size, sha256) of an output of a
+    record, its sha256 as recorded: what a module hands back when it builds
+    nothing (the file's size from the file)."""
+    info = {"path": path, "size": os.stat(path).st_size, "sha256": record["outputs"][path]}
+    info.update(extra)
+    return info
 
 
 def write_text_atomically(dest, text, mode=0o644):
@@ -144,20 +194,43 @@ def write_text_atomically(dest, text, mode=0o644):
             f.write(text)
         os.chmod(tmp, mode)
         os.rename(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # A full disk names the directory and the bytes needed.
+        from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
+        if is_no_space(exc):
+            raise no_space(exc, dest, "writing %s" % dest, needed=len(text.encode())) from exc
         raise
 
 
-def write_stamp(artifact_path, inputs, outputs=None, suffix=".inputs.json", notes=None):
-    """Write the stamp atomically (temp file in the same directory, rename).
-    Notes (what a reader of the artifact must know, such as a default
-    password) are recorded but are not inputs."""
-    record = {"inputs": inputs, "digest": inputs_digest(inputs), "outputs": outputs or {}}
+def write_stamp(artifact_path, writer, inputs, outputs=None, versions=None, notes=None, facts=None):
+    """Record the writer's build of the artifact: reads the stamp, replaces
+    only the writer's record, writes it atomically (temp file in the same
+    directory, rename) and removes stamps of the older layouts. outputs maps
+    each output file's path to its sha256. Notes (what a reader of the
+    artifact must know, such as a default password) and facts (what the
+    writer hands back on a run that builds nothing) are recorded but are not
+    inputs. Returns the record."""
+    if not writer or not isinstance(writer, str):
+        raise ValueError("a stamp record needs the writer's name")
+    outputs = dict(outputs or {})
+    bad = sorted(str(k) for k, v in outputs.items() if not isinstance(k, str) or not isinstance(v, str))
+    if bad:
+        raise ValueError("stamp outputs map a path to its sha256; not so for %s" % ", ".join(bad))
+    versions = dict(versions or {})
+    record = {"inputs": inputs, "versions": versions, "digest": record_digest(inputs, versions), "outputs": outputs}
     if notes:
         record["notes"] = list(notes)
-    write_text_atomically(stamp_path(artifact_path, suffix), json.dumps(record, sort_keys=True, indent=2) + "\n")
+    if facts:
+        record["facts"] = facts
+    stamp = read_stamp_file(artifact_path) or {"schema": STAMP_SCHEMA, "records": {}}
+    stamp["records"][writer] = record
+    write_text_atomically(stamp_path(artifact_path), json.dumps(stamp, sort_keys=True, indent=2) + "\n")
+    for suffix in LEGACY_STAMP_SUFFIXES:
+        legacy = artifact_path.rstrip("/") + suffix
+        if os.path.isfile(legacy) and not os.path.islink(legacy):
+            os.unlink(legacy)
     return record
 
 
@@ -169,15 +242,21 @@ def changed_inputs(old, new):
     return sorted(k for k in keys if canonical_json(old.get(k)) != canonical_json(new.get(k)))
 
 
-def rebuild_reason(stamp, inputs, artifact_present):
-    """Why an artifact must be (re)built, or None when it is up to date."""
+def rebuild_reason(record, inputs, artifact_present, versions=None):
+    """Why an artifact must be (re)built, or None when it is up to date:
+    `inputs changed: a, b` names the changed inputs, and the changed
+    entries of the versions as `versions (x, y)`."""
     if not artifact_present:
         return "artifact missing"
-    if stamp is None:
-        return "no inputs stamp beside the artifact"
-    if stamp.get("digest") != inputs_digest(inputs):
-        names = changed_inputs(stamp.get("inputs"), inputs)
-        return "inputs changed: " + ", ".join(names) if names else "inputs changed"
+    if record is None:
+        return "no stamp beside the artifact"
+    versions = versions or {}
+    if record.get("digest") != record_digest(inputs, versions):
+        names = [(n, n) for n in changed_inputs(record.get("inputs"), inputs)]
+        changed_versions = changed_inputs(record.get("versions"), versions)
+        if changed_versions:
+            names.append(("versions", "versions (%s)" % ", ".join(changed_versions)))
+        return "inputs changed: " + ", ".join(text for _key, text in sorted(names)) if names else "inputs changed"
     return None
 
 
@@ -194,6 +273,26 @@ def _private_problem(path, st, euid, what, mask):
     return None
 
 
+def _create_key(path):
+    """Write a new key whole under a temporary name, then link it into place:
+    two builds making the key at once both end up reading the one that was
+    linked first, never a half-written file. True when this call made it."""
+    fd, tmp = tempfile.mkstemp(prefix=".stamp-key.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(STAMP_KEY_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
 def stamp_key(path, create=True):
     """The build host's stamp key: (key bytes or None, created, problem).
     Created on first use as STAMP_KEY_BYTES random bytes, mode 0600, in a
@@ -207,7 +306,10 @@ def stamp_key(path, create=True):
         if not create:
             return None, False, None
         os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
-        os.mkdir(directory, 0o700)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:  # another build made it first
+            pass
         st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
         return None, False, "stamp key directory %s is not a directory" % directory
@@ -220,10 +322,7 @@ def stamp_key(path, create=True):
     except FileNotFoundError:
         if not create:
             return None, False, None
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(STAMP_KEY_BYTES))
-        created = True
+        created = _create_key(path)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         return None, False, "stamp key %s cannot be read (%s); remove it" % (path, exc.strerror)

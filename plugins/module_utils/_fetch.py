@@ -2,7 +2,8 @@
 # Copyright (c) osimage.builder contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bringing an external input onto the build host, verified against the
-sha256 it must have: one implementation for input_file and kernel_build.
+sha256 it must have: input_file's (kernel_build does not download; the
+roles fetch a kernel source URL with input_file first).
 The copy goes to a temporary name beside its destination and is moved into
 place only when its checksum matches, so a wrong checksum or a broken
 download leaves nothing behind."""
@@ -16,7 +17,8 @@ import tempfile
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.osimage.builder.plugins.module_utils._digest import CHUNK, sha256_file
+from ansible_collections.osimage.builder.plugins.module_utils._digest import CHUNK
+from ansible_collections.osimage.builder.plugins.module_utils._space import disk_full_is_an_error, is_no_space
 
 REMOTE = re.compile(r"^(https?|ftp)://")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -50,18 +52,10 @@ def _copy(module, src, out, timeout, src_param):
                 if out is not None:
                     out.write(block)
         except OSError as exc:
-            if not is_remote(src):
+            if not is_remote(src) or is_no_space(exc):
                 raise
             module.fail_json(msg="%s=%s could not be downloaded: %s" % (src_param, src, exc))
     return h.hexdigest()
-
-
-def source_sha256(module, src, timeout=60, src_param="src"):
-    """The sha256 of src (path or URL) without writing anything: what check
-    mode verifies."""
-    if not is_remote(src):
-        return sha256_file(local_path(src))
-    return _copy(module, src, None, timeout, src_param)
 
 
 def mismatch_message(src_param, src, got, sha_param, want, refusal):
@@ -77,9 +71,11 @@ def fetch_verified(module, src, want, dest, timeout=60, mode=0o644, src_param="s
     dest_dir = os.path.dirname(dest) or "."
     os.makedirs(dest_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), dir=dest_dir)
+    needed = None if is_remote(src) or not os.path.isfile(local_path(src)) else os.path.getsize(local_path(src))
     try:
-        with os.fdopen(fd, "wb") as out:
-            got = _copy(module, src, out, timeout, src_param)
+        with disk_full_is_an_error(module.fail_json, tmp, "copying %s=%s to %s" % (src_param, src, dest), needed):
+            with os.fdopen(fd, "wb") as out:
+                got = _copy(module, src, out, timeout, src_param)
         if got != want:
             module.fail_json(msg=mismatch_message(src_param, src, got, sha_param, want, refusal), actual_sha256=got)
         module.atomic_move(tmp, dest)

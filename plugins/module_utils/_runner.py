@@ -6,10 +6,12 @@ failure message that names the command and carries its stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shlex
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -84,8 +86,58 @@ class CommandRunner:
             msg += ": " + " | ".join(tail)
         if hint:
             msg += ". " + hint
+        # A program that filled the disk: say where, and how much is free.
+        from ansible_collections.osimage.builder.plugins.module_utils._space import (
+            program_ran_out_of_space,
+            space_of_paths,
+        )
+        if program_ran_out_of_space(err) or program_ran_out_of_space(out):
+            msg += ". No space left on device (%s); free space there or give the build a directory with more room, " \
+                   "then re-run" % "; ".join(space_of_paths(argv) or ["the filesystem it wrote to"])
         self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err,
                               commands=self.commands, **extra)
+
+    @contextlib.contextmanager
+    def stream(self, argvs, whats):
+        """Run a pipeline `argvs[0] | argvs[1] | ...` and yield the last
+        command's stdout as a binary file, for output too large to hold (a
+        tar | compressor stream, a zstd-compressed tarball read member by
+        member). The same rules as run(): programs resolved through bin(),
+        LC_ALL=C, the line recorded in commands; when the block ends every
+        command is waited for and the first that failed, counted from the
+        end of the pipe (whats[i] says what argvs[i] does), goes through
+        fail() with its stderr. If the block raises, the commands still
+        running are killed."""
+        argvs = [[self.bin(str(a[0]))] + [str(x) for x in a[1:]] for a in argvs]
+        self.commands.append(" | ".join(shlex.join(a) for a in argvs))
+        env = dict(os.environ, LC_ALL="C", LANG="C")
+        procs, errs = [], []
+        try:
+            stdin = subprocess.DEVNULL
+            for argv in argvs:
+                # stderr to a file, not a pipe: a chatty command never blocks
+                # on a pipe nobody reads while its stdout is consumed.
+                err = tempfile.TemporaryFile()
+                errs.append(err)
+                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env)
+                if stdin is not subprocess.DEVNULL:
+                    stdin.close()  # the next command holds it now
+                procs.append(proc)
+                stdin = proc.stdout
+            yield procs[-1].stdout
+            procs[-1].stdout.close()
+            rcs = [proc.wait() for proc in procs]
+            for i in reversed(range(len(argvs))):
+                if rcs[i] != 0:
+                    errs[i].seek(0)
+                    self.fail(whats[i], argvs[i], rcs[i], "", errs[i].read().decode(errors="replace"))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for err in errs:
+                err.close()
 
     def _run_logged(self, argv, environ, data, cwd, encoding):
         """run_command's contract (rc, stdout, stderr as text), with both

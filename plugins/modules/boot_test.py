@@ -83,8 +83,9 @@ attributes:
       supported the action will be skipped.
     support: partial
     details: >-
-      In check mode nothing is booted and nothing is written (no console log, no KVM probe verdict); the inputs are
-      checked and the qemu command that would run is returned as RV(command).
+      Whether the guest boots and prints O(expect) cannot be predicted without booting it: in check mode nothing is
+      booted and nothing is written (no console log, no KVM probe verdict); the inputs are checked and the qemu
+      command that would run is returned as RV(command).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
       mode.
@@ -170,6 +171,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.osimage.builder.plugins.module_utils._digest import write_text_atomically
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import Interrupted, signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
@@ -253,10 +255,8 @@ def write_verdict(path, key, verdict):
         pass
     data[key] = verdict
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.rename(tmp, path)
+    # A temporary name of its own: builds on one host share the cache.
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def tail(path, n=15):

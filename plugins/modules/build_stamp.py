@@ -10,8 +10,13 @@ DOCUMENTATION = r"""
 module: build_stamp
 short_description: Decide whether a pipeline's artifact is up to date, and record it when it is built
 description:
-  - Keeps C(<artifact>.inputs.json) beside an artifact, holding the sha256 of the sorted JSON of the pipeline's
-    inputs and the sha256 of every output file (osbuild's stage id; mkosi's cache manifest).
+  - Keeps the writer's record in the stamp C(<artifact>.stamp.json) beside an artifact (its inputs, its versions,
+    the sha256 of their canonical JSON and the sha256 of every output file; osbuild's stage id; mkosi's cache
+    manifest). The schema is the collection's one stamp (README.md, "The stamp"); a module that stamps the same
+    artifact keeps its own record of the same file, which this module leaves as it is.
+  - A stamp of the older layouts (C(<artifact>.inputs.json), C(<artifact>.pipeline.json)) is not trusted; the
+    artifact counts as not built (C(no stamp beside the artifact)), and the old file is removed when the record is
+    written.
   - With O(state=query) it only reads, and says whether the artifact is up to date and if not why (which inputs
     changed, which output is missing or was modified). It never reports a change.
   - With O(state=present) it records the inputs and the outputs' digests after a build.
@@ -32,17 +37,23 @@ options:
         Required unless O(state=key).
       - With O(state=key), the image's identity the crypt salt is made from (no secrets).
     type: dict
+  versions:
+    description:
+      - Versions or digests of the code and tools that shape the artifact; part of the record's digest like
+        O(inputs), and a change is named as C(versions (<entry>, ...)).
+    type: dict
+    default: {}
   outputs:
     description: Further files that belong to the artifact (package lists, manifests); they must exist too.
     type: list
     elements: path
     default: []
-  suffix:
+  writer:
     description:
-      - Suffix of the stamp file beside the artifact. A pipeline whose last module keeps its own
-        C(.inputs.json) beside the same artifact uses another one.
+      - Whose record of the stamp this is; each writer owns one record of the one stamp file. The pipeline runner
+        uses C(pipeline:<role>), the collection's modules their short names (V(rootfs_archive)). Required unless
+        O(state=key).
     type: str
-    default: .inputs.json
   notes:
     description:
       - With O(state=present), sentences recorded in the stamp for whoever reads it (such as a default
@@ -88,6 +99,8 @@ EXAMPLES = r"""
   osimage.builder.build_stamp:
     artifact: /var/tmp/osimage/out/debian-bookworm-os-image.tgz
     inputs: "{{ __os_image_inputs }}"
+    versions: "{{ __os_image_versions }}"
+    writer: pipeline:os_image
   register: __os_image_stamp
 
 - name: Record the OS image
@@ -95,6 +108,8 @@ EXAMPLES = r"""
     artifact: /var/tmp/osimage/out/debian-bookworm-os-image.tgz
     outputs: [/var/tmp/osimage/out/debian-bookworm-os-image-packages.txt]
     inputs: "{{ __os_image_inputs }}"
+    versions: "{{ __os_image_versions }}"
+    writer: pipeline:os_image
     state: present
 
 - name: Key the image's password with the build host's stamp key
@@ -120,7 +135,7 @@ reason:
   type: str
   sample: "inputs changed: os_image_packages"
 inputs_digest:
-  description: sha256 of the sorted JSON of O(inputs).
+  description: The record's digest, sha256 of the canonical JSON of O(inputs) and O(versions).
   returned: unless O(state=key)
   type: str
   sample: "008461c36bff6e833143f403cb646783d7bb19f806ed6e84dafa3bd5fac64a59"
@@ -160,10 +175,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
     crypt_salt,
-    inputs_digest,
     keyed_digest,
     read_stamp,
     rebuild_reason,
+    record_digest,
     stamp_key,
     write_stamp,
 )
@@ -191,14 +206,16 @@ def main():
         argument_spec=dict(
             artifact=dict(type="path"),
             inputs=dict(type="dict"),
+            versions=dict(type="dict", default={}),
             outputs=dict(type="list", elements="path", default=[]),
-            suffix=dict(type="str", default=".inputs.json"),
+            writer=dict(type="str"),
             notes=dict(type="list", elements="str", default=[]),
             key_file=dict(type="path", no_log=False),
             secrets=dict(type="dict", default={}, no_log=True),
             state=dict(type="str", default="query", choices=["query", "present", "key"]),
         ),
-        required_if=[("state", "query", ["artifact", "inputs"]), ("state", "present", ["artifact", "inputs"])],
+        required_if=[("state", "query", ["artifact", "inputs", "writer"]),
+                     ("state", "present", ["artifact", "inputs", "writer"])],
         supports_check_mode=True,
     )
     p = module.params
@@ -206,27 +223,27 @@ def main():
         key_secrets(module)
     files = [p["artifact"]] + p["outputs"]
     missing = [f for f in files if not os.path.isfile(f)]
-    if not p["suffix"].startswith(".") or "/" in p["suffix"]:
-        module.fail_json(msg="suffix=%s must start with a dot and name no directory" % p["suffix"])
-    stamp = read_stamp(p["artifact"], p["suffix"])
-    reason = rebuild_reason(stamp, p["inputs"], not missing)
+    if not p["writer"].strip():
+        module.fail_json(msg="writer= must name whose record this is (pipeline:<role>, a module's name)")
+    record = read_stamp(p["artifact"], p["writer"])
+    reason = rebuild_reason(record, p["inputs"], not missing, p["versions"])
     if missing and p["state"] == "present":
         module.fail_json(msg="cannot record a build whose outputs are missing: %s" % ", ".join(missing))
     if missing:
         reason = "missing: " + ", ".join(missing)
     arts = [artifact(f) for f in files if f not in missing]
     if reason is None:
-        recorded = stamp.get("outputs", {}).get("sha256", {})
+        recorded = record.get("outputs", {})
         modified = [a["path"] for a in arts if recorded.get(a["path"]) != a["sha256"]]
         if modified:
             reason = "modified since built: " + ", ".join(modified)
     result = dict(changed=False, uptodate=reason is None, reason=reason,
-                  inputs_digest=inputs_digest(p["inputs"]), artifacts=arts)
+                  inputs_digest=record_digest(p["inputs"], p["versions"]), artifacts=arts)
     if p["state"] == "present" and reason is not None:
         result["changed"] = True
         if not module.check_mode:
-            write_stamp(p["artifact"], p["inputs"], {"sha256": {a["path"]: a["sha256"] for a in arts}},
-                        suffix=p["suffix"], notes=p["notes"])
+            write_stamp(p["artifact"], p["writer"], p["inputs"], {a["path"]: a["sha256"] for a in arts},
+                        versions=p["versions"], notes=p["notes"])
         result.update(uptodate=True, reason=None)
     module.exit_json(**result)
 

@@ -104,8 +104,9 @@ attributes:
     support: partial
     details:
       - With O(packages), check mode reports exactly which packages would change.
-      - With a command, check mode runs nothing and reports a change unless O(creates) or O(removes)
-        say it would be skipped.
+      - What a command changes cannot be predicted without running it. With a command, check mode runs nothing,
+        reports a change unless O(creates) or O(removes) say it would be skipped, and returns the chroot command
+        line that would run as RV(commands).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
       mode.
@@ -203,6 +204,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._debian import (
     invalid_packages,
     parse_dpkg_status,
 )
+from ansible_collections.osimage.builder.plugins.module_utils._lock import cache_lock
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import (
     Interrupted,
     chroot_mounts,
@@ -342,7 +344,8 @@ def main():
     what = "apt %s inside %s" % ("install" if p["state"] == "present" else "purge", root) \
         if p["packages"] else "command inside %s" % root
     try:
-        with signals_raise():
+        # Builds sharing apt_cache_dir take turns: apt writes the .debs into it.
+        with signals_raise(), cache_lock(binds and p["apt_cache_dir"], "apt_cache_dir", module.fail_json):
             with chroot_mounts(runner, root, proc=p["mount_proc"], sys=p["mount_proc"], dev=p["mount_proc"],
                                resolv_conf=p["resolv_conf"], policy_rc_d=p["policy_rc_d"], binds=binds):
                 for argv in commands:

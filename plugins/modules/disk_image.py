@@ -25,7 +25,8 @@ description:
   - Files written into the new filesystem (C(/etc/fstab), C(/boot/grub/grub.cfg), grub's boot directory) are
     resolved inside it as C(chroot) would, so a symlink that O(src) holds (C(/etc -> /etc)) never leads a write
     onto the build host's own files.
-  - Keyed on its inputs (a fingerprint of O(src) and every option) in C(<dest>.inputs.json).
+  - Keyed on its inputs (a fingerprint of O(src) and every option) in its record (V(disk_image)) of the stamp
+    C(<dest>.stamp.json), with the sha256 of the image and of its converted copies.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -88,7 +89,7 @@ options:
   stamp_key_file:
     description:
       - The build host's stamp key (see M(osimage.builder.build_stamp) O(osimage.builder.build_stamp#module:state=key)).
-        With O(grub_password), the inputs stamp beside O(dest) records an HMAC of the password keyed with it, never
+        With O(grub_password), the stamp beside O(dest) records an HMAC of the password keyed with it, never
         a plain digest (which would allow fast offline guessing); made on first use, mode 0600.
     type: path
     default: /var/cache/osimage/keys/stamp.key
@@ -223,6 +224,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     keyed_digest,
     read_stamp,
     rebuild_reason,
+    recorded_artifact,
     sha256_file,
     stamp_key,
     write_stamp,
@@ -409,14 +411,17 @@ def main():
             module.fail_json(msg="stamp_key_file: %s" % problem, **result)
         # In check mode without a key yet, the password cannot be compared: the disk counts as changed.
         inputs["grub_password_hmac"] = keyed_digest(key, "grub_password", p["grub_password"]) if key else "unknown"
-    stamp = read_stamp(dest)
+    record = read_stamp(dest, "disk_image")
     present = os.path.isfile(dest) and all(os.path.isfile(o) for o in outputs.values())
-    reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, present)
-    if reason is None and stamp.get("outputs", {}).get("sha256") != sha256_file(dest):
+    reason = "force=true" if p["force"] else rebuild_reason(record, inputs, present)
+    if reason is None and record["outputs"].get(dest) != sha256_file(dest):
         reason = "disk image changed on disk since it was built"
+    if reason is None and any(o not in record["outputs"] for o in outputs.values()):
+        reason = "a converted image is not recorded in the stamp"
     result["rebuild_reason"] = reason
     if reason is None:
-        result.update(artifact=stamp["outputs"]["artifact"], converted=stamp["outputs"]["converted"])
+        result.update(artifact=recorded_artifact(record, dest),
+                      converted=[recorded_artifact(record, out, format=fmt) for fmt, out in sorted(outputs.items())])
         module.exit_json(**result)
     if module.check_mode:
         result["changed"] = True
@@ -464,7 +469,8 @@ def main():
             module.atomic_move(tmp, dest)
             os.chmod(dest, 0o644)
             art["path"] = dest
-            write_stamp(dest, inputs, {"artifact": art, "converted": converted, "sha256": art["sha256"]})
+            write_stamp(dest, "disk_image", inputs,
+                        dict({c["path"]: c["sha256"] for c in converted}, **{dest: art["sha256"]}))
     except BaseException:
         release_under(runner, own)
         for leftover in [tmp] + [tmp + "." + f for f in outputs]:

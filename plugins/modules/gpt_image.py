@@ -19,8 +19,8 @@ description:
   - O(bootloader=grub-i386-pc) builds grub's core image (C(grub-mkimage), modules fat part_gpt search_fs_uuid
     biosdisk gzio, prefix on the O(grub_partition) at C(/<grub_dir>)), copies grub's i386-pc modules there with
     O(grub_cfg), and embeds the core image into the BIOS boot partition with C(grub-bios-setup) on a loop device.
-  - Optional qcow2 (compat 0.10) and vmdk copies. Keyed on its inputs in C(<dest>.inputs.json); a layout that does
-    not fit O(size) is an error before anything is written.
+  - Optional qcow2 (compat 0.10) and vmdk copies. Keyed on its inputs in its record (V(gpt_image)) of the stamp
+    C(<dest>.stamp.json); a layout that does not fit O(size) is an error before anything is written.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
 options:
@@ -312,7 +312,7 @@ def main():
     stem = os.path.splitext(dest)[0]
     outputs = [stem + "." + f for f in p["formats"]]
     present = os.path.isfile(dest) and all(os.path.isfile(o) for o in outputs)
-    reason = "force" if p["force"] else rebuild_reason(read_stamp(dest), inputs, present)
+    reason = "force" if p["force"] else rebuild_reason(read_stamp(dest, "gpt_image"), inputs, present)
     if reason is None:
         module.exit_json(changed=False, artifact=artifact(dest), formats=[artifact(o) for o in outputs],
                          layout=described, rebuild_reason=None)
@@ -377,8 +377,10 @@ def main():
             runner.run(["umount", mounted], "unmounting grub's setup files", check=False)
         shutil.rmtree(work, ignore_errors=True)
     result = artifact(dest)
-    write_stamp(dest, inputs, outputs={"sha256": result["sha256"]})
-    module.exit_json(changed=True, artifact=result, formats=[artifact(o) for o in outputs], layout=described,
+    formats = [artifact(o) for o in outputs]
+    recorded = dict({f["path"]: f["sha256"] for f in formats}, **{dest: result["sha256"]})
+    write_stamp(dest, "gpt_image", inputs, outputs=recorded)
+    module.exit_json(changed=True, artifact=result, formats=formats, layout=described,
                      rebuild_reason=reason, commands=runner.commands)
 
 

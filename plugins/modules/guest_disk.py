@@ -24,7 +24,8 @@ description:
     for a guest that reads the NVDIMM namespace from its 2 MiB data offset (C(/dev/pmem0p1)).
   - Optional dm-verity (O(verity)) - C(veritysetup format --no-superblock) of the data partition into a hash
     partition in the last 1 % - with the C(root_hash.txt) line and the kernel parameters the runtime would add.
-  - Keyed on its inputs (C(<dest>.inputs.json)), so the same root and options do nothing; the image is written to a
+  - Keyed on its inputs (its record V(guest_disk) of the stamp C(<dest>.stamp.json)), so the same root and options
+    do nothing; the image is written to a
     temporary file beside O(dest) and renamed into place when complete.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
@@ -396,9 +397,9 @@ def main():
     inputs = {k: p[k] for k in ("fs_type", "size_mb", "free_space_mb", "partition_table", "dax_header", "verity",
                                 "block_size", "seed", "source_date_epoch")}
     inputs["root"] = tree_fingerprint(p["src"])
-    stamp = read_stamp(dest)
-    reason = rebuild_reason(stamp, inputs, os.path.isfile(dest))
-    if reason is None and sha256_file(dest) != stamp.get("outputs", {}).get("sha256"):
+    record = read_stamp(dest, "guest_disk")
+    reason = rebuild_reason(record, inputs, os.path.isfile(dest))
+    if reason is None and sha256_file(dest) != record["outputs"].get(dest):
         reason = "the image was modified since it was built"
     if reason is None and p["verity"] and not os.path.isfile(hash_file):
         reason = "root_hash_file missing"
@@ -408,7 +409,7 @@ def main():
     root_mb = int(math.ceil(content / MIB))
     if reason is None:
         result = dict(changed=False, artifact=artifact(dest), rebuild_reason=None, commands=[])
-        result.update(stamp.get("outputs", {}).get("layout", {}))
+        result.update(record.get("facts", {}).get("layout", {}))
         module.exit_json(**result)
 
     if module.check_mode:
@@ -522,7 +523,7 @@ def main():
     layout = dict(size_mb=total, disk_mb=disk_mb, notice=notice,
                   partitions=[{"start": a, "end": e} for a, e in parts], verity=verity)
     art = artifact(dest)
-    write_stamp(dest, inputs, outputs={"sha256": art["sha256"], "layout": layout})
+    write_stamp(dest, "guest_disk", inputs, outputs={dest: art["sha256"]}, facts={"layout": layout})
     module.exit_json(changed=True, artifact=art, rebuild_reason=reason, commands=runner.commands, **layout)
 
 

@@ -10,9 +10,11 @@ DOCUMENTATION = r"""
 module: kernel_build
 short_description: Build a Linux kernel from a source tarball or tree, configured from a base and fragments
 description:
-  - Builds C(bzImage) (and C(vmlinux) on request) from O(source), a C(.tar.xz)/C(.tar.gz) given as a path or URL
-    with its O(source_sha256), or an unpacked tree (Debian's C(linux-source-6.1) ships the tarball under
-    C(/usr/src)).
+  - Builds C(bzImage) (and C(vmlinux) on request) from O(source), a C(.tar.xz)/C(.tar.gz) on the build host with
+    its O(source_sha256), or an unpacked tree (Debian's C(linux-source-6.1) ships the tarball under C(/usr/src)).
+  - It builds, it does not download. A kernel.org tarball is brought onto the build host first, verified, with
+    M(osimage.builder.input_file) (its sha256 is required) or M(ansible.builtin.get_url) with C(checksum); a URL
+    in O(source) is an error that says so.
   - Configuration starts from O(config) (V(defconfig), V(tinyconfig) or a config file), merges O(config_fragments)
     and O(config_options) the kernel's own way (C(scripts/kconfig/merge_config.sh), then C(olddefconfig)), and is
     checked afterwards; an option that was asked for but did not stick (misspelt, missing dependency) is an error
@@ -22,7 +24,8 @@ description:
   - O(localversion), an embedded initramfs (C(CONFIG_INITRAMFS_SOURCE)), parallel jobs, ccache when present, and
     reproducible build variables (C(KBUILD_BUILD_TIMESTAMP), C(KBUILD_BUILD_USER), C(KBUILD_BUILD_HOST)).
   - The object tree is kept in O(build_dir), so a changed configuration rebuilds only what it must. The inputs
-    are recorded in C(<dest_dir>/bzImage.inputs.json); the same inputs do nothing, changed ones rebuild and the
+    are recorded in its record (V(kernel_build)) of the stamp C(<dest_dir>/bzImage.stamp.json) with the sha256
+    of the published files; the same inputs do nothing, changed ones rebuild and the
     result says which input changed. Outputs are written under temporary names and moved into place when complete.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
@@ -30,16 +33,19 @@ extends_documentation_fragment:
   - osimage.builder.progress
 options:
   source:
-    description: Kernel source tarball (path or http/https/file URL) or an unpacked source tree.
+    description:
+      - Kernel source tarball on the build host, or an unpacked source tree.
+      - A URL (C(https://), C(file://), ...) is refused; fetch it first with M(osimage.builder.input_file) or
+        M(ansible.builtin.get_url) with C(checksum) and pass the local path (see the examples).
     type: str
     required: true
   source_sha256:
     description:
       - sha256 of the tarball, unused for a tree. A given checksum is always verified against the tarball before
         anything is written (also in check mode); a mismatch is an error and nothing is unpacked or built.
-      - Required for a URL. For a local tarball it may be left out (a file a package manager already verified,
-        such as Debian's C(/usr/src/linux-source-6.1.tar.xz)); the build then goes on with a warning and
-        RV(source_verified=false). Never pass a checksum computed from the file itself, it verifies nothing.
+      - It may be left out for a file a package manager already verified, such as Debian's
+        C(/usr/src/linux-source-6.1.tar.xz); the build then goes on with a warning and RV(source_verified=false).
+        Never pass a checksum computed from the file itself, it verifies nothing.
     type: str
   build_dir:
     description: Where the source is unpacked and the objects are kept between builds.
@@ -121,6 +127,7 @@ seealso:
   - module: osimage.builder.initramfs
   - module: osimage.builder.boot_test
   - module: osimage.builder.input_file
+  - module: ansible.builtin.get_url
   - module: osimage.builder.aci_image
 requirements:
   - make (Debian package make), gcc (Debian package gcc), bc (Debian package bc), flex (Debian package flex),
@@ -144,6 +151,22 @@ EXAMPLES = r"""
     config_options: {CONFIG_9P_FS: y, CONFIG_NET_9P_VIRTIO: y}
     localversion: -stage1
     headers: true
+
+- name: Fetch a kernel.org tarball first, verified against its published sha256
+  osimage.builder.input_file:
+    src: "{{ linux_6_1_119_url }}"  # the tarball's URL on kernel.org or a mirror of it
+    sha256: "{{ linux_6_1_119_sha256 }}"
+    dest: "/var/cache/osimage/sources/{{ linux_6_1_119_sha256 }}/linux-6.1.119.tar.xz"
+  register: linux_tarball
+
+- name: Then build from the local, verified copy
+  osimage.builder.kernel_build:
+    source: "{{ linux_tarball.path }}"
+    source_sha256: "{{ linux_6_1_119_sha256 }}"
+    build_dir: /var/cache/osimage/kernel
+    dest_dir: /var/tmp/osimage/out/kernel
+    config: tinyconfig
+    config_fragments: [/path/to/kvm-guest.config]
 """
 
 RETURN = r"""
@@ -237,18 +260,12 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
     read_stamp,
     rebuild_reason,
+    recorded_artifact,
     sha256_file,
     tree_digest,
     write_stamp,
 )
-from ansible_collections.osimage.builder.plugins.module_utils._fetch import (
-    SHA256,
-    fetch_verified,
-    is_remote,
-    local_path,
-    mismatch_message,
-    source_sha256,
-)
+from ansible_collections.osimage.builder.plugins.module_utils._fetch import SHA256, mismatch_message
 from ansible_collections.osimage.builder.plugins.module_utils._kconfig import (
     build_env,
     fragment_from_options,
@@ -263,43 +280,35 @@ from ansible_collections.osimage.builder.plugins.module_utils._runner import Com
 BASES = ("defconfig", "tinyconfig", "allnoconfig", "kvm_guest.config")
 
 
-def fetch_tarball(module, p, cache):
-    """(tarball path, its sha256, verified): a local path, or a download kept
-    in `cache` under its sha256. A given source_sha256 is always checked; a
-    URL needs one, a local file may go without (reported as unverified). In
-    check mode a download is verified as a stream and nothing is written
-    (the path is then None)."""
+# Any scheme:// is a URL (https, file, ftp, ...): this module builds, it
+# does not fetch.
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def url_refusal(src):
+    return ("source=%s is a URL; kernel_build builds from a tarball or tree on the build host and does not "
+            "download. Fetch it first, verified, with osimage.builder.input_file (src: the URL, sha256: its "
+            "published sha256, dest: a local path) or ansible.builtin.get_url with checksum: sha256:..., then "
+            "pass the local path as source (and the sha256 as source_sha256)" % src)
+
+
+def verify_tarball(module, p):
+    """(its sha256, verified) of the local tarball `source`. A given
+    source_sha256 is always checked, before anything is written (also in
+    check mode); without one the tarball is built unverified, with a
+    warning."""
     src = p["source"]
     want = (p["source_sha256"] or "").strip().lower()
-    remote = is_remote(src)
     if want and not SHA256.match(want):
         module.fail_json(msg="source_sha256=%s is not a sha256 (64 hex digits)" % p["source_sha256"])
-    if remote and not want:
-        module.fail_json(msg="source_sha256 is required for source=%s (a download); give the sha256 the kernel "
-                             "release publishes (sha256sums.asc on kernel.org)" % src)
-    if remote:
-        path = os.path.join(cache, "linux-%s.tar" % want[:16])
-        if os.path.isfile(path) and sha256_file(path) == want:
-            return path, want, True
-        if module.check_mode:
-            got = source_sha256(module, src, timeout=120, src_param="source")
-            if got != want:
-                module.fail_json(msg=mismatch_message("source", src, got, "source_sha256", want, "build it"))
-            return None, got, True
-        fetch_verified(module, src, want, path, timeout=120, src_param="source", sha_param="source_sha256",
-                       refusal="build it")
-        return path, want, True
-    src = local_path(src)
-    if not os.path.isfile(src):
-        module.fail_json(msg="source=%s does not exist" % p["source"])
     got = sha256_file(src)
     if not want:
         module.warn("source=%s has no source_sha256: building it unverified (sha256 %s); pass source_sha256 "
-                    "to pin it" % (p["source"], got))
-        return src, got, False
+                    "to pin it" % (src, got))
+        return got, False
     if got != want:
-        module.fail_json(msg=mismatch_message("source", p["source"], got, "source_sha256", want, "build it"))
-    return src, got, True
+        module.fail_json(msg=mismatch_message("source", src, got, "source_sha256", want, "build it"))
+    return got, True
 
 
 def prepare_source(module, runner, p, tarball, key):
@@ -422,14 +431,17 @@ def main():
     if p["initramfs_source"] and not os.path.exists(p["initramfs_source"]):
         module.fail_json(msg="initramfs_source=%s does not exist" % p["initramfs_source"])
 
+    if URL.match(p["source"]):
+        module.fail_json(msg=url_refusal(p["source"]))
     is_tree = os.path.isdir(p["source"])
-    if not is_tree and not re.match(r"^(https?|file)://", p["source"]) and not os.path.isfile(p["source"]):
+    if not is_tree and not os.path.isfile(p["source"]):
         module.fail_json(msg="source=%s is neither a source tree nor a tarball that exists" % p["source"])
     # Verified before anything is written: a wrong checksum leaves build_dir
     # and dest_dir as they were.
     tarball, source_sha, verified = None, None, True
     if not is_tree:
-        tarball, source_sha, verified = fetch_tarball(module, p, os.path.join(p["build_dir"], "downloads"))
+        tarball = p["source"]
+        source_sha, verified = verify_tarball(module, p)
     source_id = ("tree:" + p["source"]) if is_tree else source_sha
     patch_ids = [sha256_file(x) for x in p["patches"]]
     key = hashlib.sha256(("%s|%s" % (source_id, ",".join(patch_ids))).encode()).hexdigest()[:16]
@@ -449,15 +461,21 @@ def main():
     dest_dir = p["dest_dir"]
     bz = os.path.join(dest_dir, "bzImage")
     outputs_present = os.path.isfile(bz) and os.path.isfile(os.path.join(dest_dir, "config"))
-    stamp = read_stamp(bz)
+    stamp = read_stamp(bz, "kernel_build")
     reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, outputs_present)
-    if reason is None and stamp.get("outputs", {}).get("bzimage", {}).get("sha256") != sha256_file(bz):
+    if reason is None and stamp["outputs"].get(bz) != sha256_file(bz):
         reason = "bzImage changed on disk since it was built"
+    if reason is None and not all(os.path.isfile(f) for f in stamp["outputs"]):
+        reason = "missing: " + ", ".join(sorted(f for f in stamp["outputs"] if not os.path.isfile(f)))
     use_ccache = p["ccache"] == "yes" or (p["ccache"] == "auto" and module.get_bin_path("ccache") is not None)
     result = dict(changed=False, rebuild_reason=reason, ccache=use_ccache, commands=runner.commands,
                   source_verified=verified, source_sha256=source_sha)
     if reason is None:
-        result.update(stamp["outputs"])
+        # The published files as recorded, under the names a build returns them by.
+        result.update(stamp.get("facts", {}))
+        result.update({name: recorded_artifact(stamp, os.path.join(dest_dir, f)) for name, f in
+                       (("bzimage", "bzImage"), ("config_file", "config"), ("vmlinux", "vmlinux"))
+                       if os.path.join(dest_dir, f) in stamp["outputs"]})
         module.exit_json(**result)
     if module.check_mode:
         result["changed"] = True
@@ -507,7 +525,10 @@ def main():
         os.rename(os.path.join(dest_dir, "kernel.release.tmp"), os.path.join(dest_dir, "kernel.release"))
         # bzImage last: its presence with a matching stamp means the whole set is complete.
         outputs["bzimage"] = publish_file(module, os.path.join(obj, "arch/x86/boot/bzImage"), bz)
-        write_stamp(bz, inputs, outputs)
+        # The files (path -> sha256) as the stamp's outputs, the rest (release, directories) as its facts.
+        write_stamp(bz, "kernel_build", inputs,
+                    {a["path"]: a["sha256"] for a in outputs.values() if isinstance(a, dict)},
+                    facts={k: v for k, v in outputs.items() if not isinstance(v, dict)})
     result.update(changed=True, **outputs)
     module.exit_json(**result)
 

@@ -16,8 +16,8 @@ description:
     tree always gives the same bytes. The tarball is streamed and hashed; it replaces O(dest) only when its sha256
     differs, so a second run reports no change. In check mode the tarball is hashed but not written.
   - O(state=unpacked) unpacks the tarball O(src) into the directory O(dest) (through a temporary directory beside it,
-    renamed into place when complete), and records the tarball's sha256 in C(<dest>.inputs.json); an unchanged
-    tarball is not unpacked again unless O(force=true).
+    renamed into place when complete), and records the tarball's sha256 in its record (V(rootfs_archive)) of the
+    stamp C(<dest>.stamp.json); an unchanged tarball is not unpacked again unless O(force=true).
   - With O(trusted=false), for a tarball this build did not make, the tarball is checked before anything is
     written and unpacked without privileges it could bring onto the build host (see O(trusted)).
 version_added: 0.1.0
@@ -231,7 +231,8 @@ def unpack(module, runner, p):
         # Only when set, so that stamps of trusted unpacks stay valid.
         inputs["trusted"] = False
     dropped = check_untrusted(module, src) if not p["trusted"] else None
-    reason = "force=true" if p["force"] else rebuild_reason(read_stamp(dest), inputs, os.path.isdir(dest))
+    stamp = read_stamp(dest, "rootfs_archive")
+    reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, os.path.isdir(dest))
     if reason is None:
         return False, art, dropped
     argv = ["tar", "--extract", "--file=" + src, "--numeric-owner", "--same-permissions", "--same-owner",
@@ -269,7 +270,7 @@ def unpack(module, runner, p):
                 shutil.rmtree(old)
             else:
                 os.rename(work, dest)
-            write_stamp(dest, inputs)
+            write_stamp(dest, "rootfs_archive", inputs)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

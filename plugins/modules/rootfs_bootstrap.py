@@ -13,8 +13,9 @@ description:
   - Builds a root filesystem for a Debian or Ubuntu suite into a directory or a tarball.
   - Uses C(mmdebstrap) when present (the fast path) and C(debootstrap) otherwise or on request.
   - Signature checking is always enforced against O(keyring).
-  - The build is keyed on a hash of its inputs, kept in C(<dest>.inputs.json); the same inputs do nothing,
-    changed inputs rebuild and the result says which input changed.
+  - The build is keyed on a hash of its inputs, kept in its record (V(rootfs_bootstrap)) of the stamp
+    C(<dest>.stamp.json) with the tarball's sha256 and the installed packages; the same inputs do nothing, changed
+    inputs rebuild and the result says which input changed.
   - The artifact is built under a temporary name in the destination directory and moved into place only when complete.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
@@ -150,7 +151,7 @@ packages:
   elements: dict
   sample: [{"name": "apt", "version": "2.6.1", "architecture": "amd64"}]
 inputs_digest:
-  description: sha256 of the sorted JSON of the inputs.
+  description: The stamp record's digest (sha256 of the canonical JSON of the inputs and versions).
   returned: always
   type: str
   sample: "487716dc57942df25ce85ea1a2e848af37352bf73ceec992bdf9b8d81229ef3c"
@@ -207,12 +208,13 @@ from ansible_collections.osimage.builder.plugins.module_utils._debian import (
 )
 from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
-    inputs_digest,
     read_stamp,
     rebuild_reason,
+    record_digest,
     sha256_file,
     write_stamp,
 )
+from ansible_collections.osimage.builder.plugins.module_utils._lock import cache_lock
 from ansible_collections.osimage.builder.plugins.module_utils._mounts import release_under, signals_raise
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
 
@@ -341,17 +343,18 @@ def main():
         "components": p["components"], "include": sorted(p["include"]), "exclude": sorted(p["exclude"]),
         "mirror": mirror, "keyring_sha256": sha256_file(p["keyring"]), "tool": tool, "format": fmt,
     }
-    stamp = read_stamp(dest)
-    reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, os.path.exists(dest))
-    if reason is None and fmt == "tar" and stamp.get("outputs", {}).get("sha256") != sha256_file(dest):
+    record = read_stamp(dest, "rootfs_bootstrap")
+    reason = "force=true" if p["force"] else rebuild_reason(record, inputs, os.path.exists(dest))
+    sha = sha256_file(dest) if reason is None and fmt == "tar" else None
+    if reason is None and fmt == "tar" and record["outputs"].get(dest) != sha:
         reason = "artifact changed on disk since it was built"
-    result = dict(changed=False, path=dest, inputs_digest=inputs_digest(inputs), rebuild_reason=reason,
+    result = dict(changed=False, path=dest, inputs_digest=record_digest(inputs), rebuild_reason=reason,
                   mirror=mirror, tool=tool, commands=runner.commands)
 
     if reason is None:
-        outputs = stamp.get("outputs", {})
-        result["artifact"] = outputs.get("artifact")
-        result["packages"] = outputs.get("packages", [])
+        result["artifact"] = ({"path": dest, "size": os.stat(dest).st_size, "sha256": sha} if fmt == "tar"
+                              else {"path": dest, "size": tree_size(dest)})
+        result["packages"] = record.get("facts", {}).get("packages", [])
         module.exit_json(**result)
 
     if not os.path.isdir(dest_dir):
@@ -390,7 +393,9 @@ def main():
 
     try:
         os.makedirs(meta)
-        with signals_raise():
+        # Two builds sharing package_cache_dir take turns: mmdebstrap's
+        # sync-out writes the .debs into it in place.
+        with signals_raise(), cache_lock(p["package_cache_dir"], "package_cache_dir", module.fail_json):
             runner.run(argv, "rootfs bootstrap",
                        hint="check suite=, mirror=, keyring= and the include= package names")
             if tool == "debootstrap":
@@ -416,8 +421,8 @@ def main():
                 else:
                     os.rename(target, dest)
                 art = {"path": dest, "size": tree_size(dest)}
-            write_stamp(dest, inputs, {"artifact": art, "packages": packages,
-                                       "sha256": art.get("sha256")})
+            write_stamp(dest, "rootfs_bootstrap", inputs, {dest: art["sha256"]} if fmt == "tar" else {},
+                        facts={"packages": packages})
     except BaseException as exc:
         release_under(runner, work)
         shutil.rmtree(work, ignore_errors=True)

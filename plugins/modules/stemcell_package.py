@@ -17,8 +17,9 @@ description:
     operating_system, stemcell_formats and the cloud_properties BOSH's CPIs read. The SBOM is SPDX 2.3 JSON made
     from the image's dpkg database.
   - Only combinations BOSH builds are accepted (openstack/kvm raw or qcow2, aws/xen-hvm raw, warden/boshlite files).
-  - Reproducible (sorted members, numeric owners, clamped mtimes) and keyed on its inputs; the tarball is built
-    under a temporary name, its member list checked, and only then moved into place.
+  - Reproducible (sorted members, numeric owners, clamped mtimes) and keyed on its inputs, in its record
+    (V(stemcell_package)) of the stamp C(<stemcell>.stamp.json), which the stemcell pipeline's record shares; the
+    tarball is built under a temporary name, its member list checked, and only then moved into place.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
 options:
@@ -190,6 +191,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
     artifact,
     read_stamp,
     rebuild_reason,
+    recorded_artifact,
     sha256_file,
     write_stamp,
 )
@@ -283,13 +285,14 @@ def main():
                                 "architecture", "api_version", "cloud_properties", "source_date_epoch")}
     inputs.update(hypervisor=hyp, image=image_digest, dpkg_status=sha256_file(status),
                   dev_tools_sha256=hashlib.sha256(dev_tools(p["root"]).encode()).hexdigest())
-    stamp = read_stamp(dest)
-    reason = "force=true" if p["force"] else rebuild_reason(stamp, inputs, os.path.isfile(dest))
-    if reason is None and stamp.get("outputs", {}).get("sha256") != sha256_file(dest):
+    record = read_stamp(dest, "stemcell_package")
+    reason = "force=true" if p["force"] else rebuild_reason(record, inputs, os.path.isfile(dest))
+    if reason is None and record["outputs"].get(dest) != sha256_file(dest):
         reason = "stemcell changed on disk since it was packaged"
     result = dict(changed=False, filename=filename, rebuild_reason=reason, commands=runner.commands)
     if reason is None:
-        result.update(stamp["outputs"])
+        art = recorded_artifact(record, dest)
+        result.update(record.get("facts", {}), artifact=art, sha256=art["sha256"])
         module.exit_json(**result)
     if module.check_mode:
         result["changed"] = True
@@ -334,9 +337,9 @@ def main():
         module.atomic_move(tmp, dest)
         os.chmod(dest, 0o644)
         art["path"] = dest
-        outputs = {"artifact": art, "manifest": mf, "image_sha1": sha1, "members": members,
-                   "sha256": art["sha256"], "filename": filename}
-        write_stamp(dest, inputs, outputs)
+        facts = {"manifest": mf, "image_sha1": sha1, "members": members}
+        write_stamp(dest, "stemcell_package", inputs, {dest: art["sha256"]}, facts=facts)
+        outputs = dict(facts, artifact=art, sha256=art["sha256"], filename=filename)
     except subprocess.CalledProcessError as exc:
         module.fail_json(msg="packaging failed: %s" % exc)
     finally:

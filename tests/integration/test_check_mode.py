@@ -4,11 +4,15 @@ and assert that nothing under the test's tree changed (no file or directory
 appeared, went away or was modified, not even a temporary one: a directory's
 mtime moves when an entry is made and removed in it) and that the result
 says what the module documents (changed=true for a full check mode, the
-documented plan for a partial one).
+commands it would run for a partial one, under the result key its case
+names and its documentation's check_mode details name as RV(...)).
 
 A module added to plugins/modules without an entry in CASES fails
-test_every_module_has_a_case. No case builds anything: tiny trees, a fake
-kernel tarball, a tarball and an archive served on 127.0.0.1."""
+test_every_module_has_a_case (and tests/lint/test_lint.py, which reads CASES
+and the partial cases' plan keys from this file). No case builds anything:
+tiny trees, a fake kernel tarball, a file and an archive served on
+127.0.0.1. kernel_build does not download: a URL source is refused, naming
+source and input_file, with nothing written."""
 
 import contextlib
 import hashlib
@@ -69,11 +73,12 @@ def tiny_root(top):
     return root
 
 
-def entry(args, expect=None, partial=False):
+def entry(args, expect=None, plan=None, runs=None):
     """A case: the module's arguments and what its check-mode result must
-    hold (default changed=true); partial marks a module whose documented
-    check mode is partial."""
-    return {"args": args, "expect": {"changed": True} if expect is None else expect, "partial": partial}
+    hold (default changed=true). plan marks a module whose documented check
+    mode is partial: the result key holding what it would run (a command
+    line or a list of them), which must name the program `runs`."""
+    return {"args": args, "expect": {"changed": True} if expect is None else expect, "plan": plan, "runs": runs}
 
 
 # Each case: (work dir, ExitStack for servers and mounts, keys) -> entry.
@@ -97,12 +102,19 @@ def boot_test(w, stack, keys):
     # Documented partial: nothing is booted, the qemu command is returned.
     return entry({"kernel": str(kernel), "console_log": str(w / "logs" / "console.log"),
                   "kvm_probe_cache": str(w / "cache" / "kvm-probe.json"), "expect": "OK"},
-                 {"changed": False, "skipped_boot": True}, partial=True)
+                 {"changed": False, "skipped_boot": True}, plan="command", runs="qemu-system-x86_64")
 
 
 def build_dirs(w, stack, keys):
     return entry({"dirs": {"test_work_dir": {"path": str(w / "work" / "a"), "mode": "0700"}}},
                  {"changed": True, "created": [str(w / "work"), str(w / "work" / "a")]})
+
+
+def build_lock(w, stack, keys):
+    # Check mode takes no lock, starts no holder and creates no lock file.
+    (w / "work").mkdir()
+    return entry({"path": str(w / "work"), "what": "check-mode work directory"},
+                 {"changed": True, "held": True, "free": True})
 
 
 def build_report(w, stack, keys):
@@ -118,12 +130,14 @@ def build_stamp(w, stack, keys):
     art = w / "image.tgz"
     art.write_bytes(b"tgz")
     return entry({"artifact": str(art), "inputs": {"suite": "bookworm"}, "state": "present",
-                  "key_file": str(w / "keys" / "stamp.key")})
+                  "writer": "pipeline:check_mode", "key_file": str(w / "keys" / "stamp.key")})
 
 
 def chroot_command(w, stack, keys):
-    # Documented partial: a command is not run, a change is reported.
-    return entry({"root": str(tiny_root(w)), "cmd": "touch /marker", "creates": "/marker"}, partial=True)
+    # Documented partial: a command is not run, a change is reported and
+    # the chroot command line that would run is returned.
+    return entry({"root": str(tiny_root(w)), "cmd": "touch /marker", "creates": "/marker"},
+                 plan="commands", runs="touch /marker")
 
 
 def disk_image(w, stack, keys):
@@ -180,16 +194,12 @@ def kernel_build(w, stack, keys):
                  {"changed": True, "source_verified": True, "rebuild_reason": "artifact missing"})
 
 
-def kernel_build_url(w, stack, keys):
-    # The download is verified as a stream: neither build_dir nor its
-    # downloads/ cache may appear.
-    served = w / "served"
-    served.mkdir()
-    (served / "linux-6.1.tar.xz").write_bytes(FAKE_KERNEL)
-    url = stack.enter_context(local_archive.serve(served))
-    return entry({"source": url + "/linux-6.1.tar.xz", "source_sha256": hashlib.sha256(FAKE_KERNEL).hexdigest(),
-                  "build_dir": str(w / "build"), "dest_dir": str(w / "out")},
-                 {"changed": True, "source_verified": True, "source_sha256": hashlib.sha256(FAKE_KERNEL).hexdigest()})
+def kernel_build_unverified(w, stack, keys):
+    # A local tarball without source_sha256: built unverified, with a warning.
+    tarball = w / "linux-6.1.tar.xz"
+    tarball.write_bytes(FAKE_KERNEL)
+    return entry({"source": str(tarball), "build_dir": str(w / "build"), "dest_dir": str(w / "out")},
+                 {"changed": True, "source_verified": False, "source_sha256": hashlib.sha256(FAKE_KERNEL).hexdigest()})
 
 
 def release_mounts(w, stack, keys):
@@ -231,6 +241,7 @@ CASES = {
     "archive_keyring": archive_keyring,
     "boot_test": boot_test,
     "build_dirs": build_dirs,
+    "build_lock": build_lock,
     "build_report": build_report,
     "build_stamp": build_stamp,
     "chroot_command": chroot_command,
@@ -242,7 +253,7 @@ CASES = {
     "input_file": input_file,
     "input_file:url": input_file_url,
     "kernel_build": kernel_build,
-    "kernel_build:url": kernel_build_url,
+    "kernel_build:unverified": kernel_build_unverified,
     "release_mounts": release_mounts,
     "root_guard": root_guard,
     "rootfs_archive": rootfs_archive,
@@ -260,6 +271,11 @@ def check_mode_support(module):
         text = f.read()
     doc = yaml.safe_load(text.split('DOCUMENTATION = r"""', 1)[1].split('"""', 1)[0])
     return doc["attributes"]["check_mode"]["support"]
+
+
+def planned(value):
+    """The commands of a plan key: one command line or a list of them."""
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def test_every_module_has_a_case():
@@ -285,7 +301,7 @@ def test_check_mode_writes_nothing(case, tmp_path, keys):
     with contextlib.ExitStack() as stack:
         spec = CASES[case](work, stack, keys)
         support = check_mode_support(module)
-        assert support == ("partial" if spec["partial"] else "full"), (
+        assert support == ("partial" if spec["plan"] else "full"), (
             "%s documents check_mode support %s; its case says %s" % (module, support, spec))
         # Mounts under the work dir only: other builds on the host mount and
         # unmount their own trees meanwhile.
@@ -298,3 +314,32 @@ def test_check_mode_writes_nothing(case, tmp_path, keys):
     assert not changed, "check mode of %s wrote under the test's tree: %s" % (module, changed)
     for key, want in spec["expect"].items():
         assert res.get(key) == want, "%s: %s is %r, not %r (%s)" % (module, key, res.get(key), want, res)
+    if spec["plan"]:
+        # A partial check mode returns what it would run, not an empty list.
+        commands = planned(res.get(spec["plan"]))
+        assert commands and any(spec["runs"] in c for c in commands), (
+            "%s: check mode returned %s=%r, not the command it would run (%s)"
+            % (module, spec["plan"], res.get(spec["plan"]), spec["runs"]))
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_kernel_build_refuses_a_url(tmp_path, check):
+    """kernel_build builds, it does not download: a URL source (served on
+    127.0.0.1, with its right sha256) is refused in check mode and in a real
+    run, naming source and the module that fetches, and nothing is written;
+    the fetch itself is input_file's (the input_file:url case)."""
+    work = tmp_path / "work"
+    served = work / "served"
+    served.mkdir(parents=True)
+    (served / "linux-6.1.tar.xz").write_bytes(FAKE_KERNEL)
+    before = snapshot(work)
+    with local_archive.serve(served) as url:
+        for source in (url + "/linux-6.1.tar.xz", "file://%s/linux-6.1.tar.xz" % served):
+            res = run_module("kernel_build", {"source": source,
+                                              "source_sha256": hashlib.sha256(FAKE_KERNEL).hexdigest(),
+                                              "build_dir": str(work / "build"), "dest_dir": str(work / "out")},
+                             check=check)
+            assert res.get("failed") is True, res
+            assert res["msg"].startswith("source=%s is a URL" % source), res["msg"]
+            assert "osimage.builder.input_file" in res["msg"] and "get_url" in res["msg"], res["msg"]
+    assert snapshot(work) == before, "kernel_build wrote under the test's tree for a URL source"

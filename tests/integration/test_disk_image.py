@@ -44,14 +44,16 @@ def test_disk_image_twice_check_mode_and_too_small(tmp_path):
 
     first = run_module("disk_image", args)
     assert first.get("failed") is not True and first["changed"] is True, first
-    assert sorted(os.listdir(out)) == ["root.img", "root.img.inputs.json", "root.qcow2"]
+    assert sorted(os.listdir(out)) == ["root.img", "root.img.stamp.json", "root.qcow2"]
     assert first["artifact"]["sha256"] == hashlib.sha256(open(out / "root.img", "rb").read()).hexdigest()
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
 
     # The password is in the stamp only as a keyed HMAC: no plain digest of it.
-    text = (out / "root.img.inputs.json").read_text()
-    stamp = json.loads(text)
+    text = (out / "root.img.stamp.json").read_text()
+    stamp = json.loads(text)["records"]["disk_image"]
     assert len(stamp["inputs"]["grub_password_hmac"]) == 64
+    assert stamp["outputs"] == {str(out / "root.img"): first["artifact"]["sha256"],
+                                str(out / "root.qcow2"): first["converted"][0]["sha256"]}
     for algo in ("md5", "sha1", "sha256", "sha512"):
         assert hashlib.new(algo, PASSWORD.encode()).hexdigest() not in text
     assert PASSWORD not in text

@@ -5,6 +5,7 @@ before the first stage. No root and no image: seconds per run."""
 import json
 import os
 
+from ansible_collections.osimage.builder.plugins.module_utils._digest import record_digest, sha256_file
 from tests.conftest import REPO, failed_msgs, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "tests", "integration", "files", "toy_pipeline.yml")
@@ -38,13 +39,20 @@ def test_build_no_op_and_a_changed_input(tmp_path):
     rep = report(tmp_path)
     assert rep["pipeline"] == "toy" and rep["notes"] == ["a toy"] and rep["inputs"] == {"word": "hello"}
     assert rep["versions"]["toy"] == "1" and "ansible-core" in rep["versions"]
-    stamp = json.loads((tmp_path / "output" / "toy.txt.pipeline.json").read_text())
+    # The one stamp, the runner's record in it (README.md, "The stamp").
+    assert sorted(os.listdir(tmp_path / "output")) == ["toy.txt", "toy.txt.report.json", "toy.txt.report.md",
+                                                       "toy.txt.stamp.json"]
+    stamp_file = json.loads((tmp_path / "output" / "toy.txt.stamp.json").read_text())
+    assert stamp_file["schema"] == 1 and list(stamp_file["records"]) == ["pipeline:toy"]
+    stamp = stamp_file["records"]["pipeline:toy"]
+    assert stamp["digest"] == record_digest(stamp["inputs"], stamp["versions"])
     # The secret input is in the stamp only, never in the report.
-    assert "password_hmac" in stamp["inputs"] and stamp["inputs"]["versions"] == {"toy": "1", "other": "1"}
+    assert "password_hmac" in stamp["inputs"] and stamp["versions"] == {"toy": "1", "other": "1"}
+    assert "versions" not in stamp["inputs"]
     assert "password_hmac" not in (tmp_path / "output" / "toy.txt.report.json").read_text()
     assert "password_hmac" not in (tmp_path / "output" / "toy.txt.report.md").read_text()
-    assert set(stamp["outputs"]["sha256"]) == {str(tmp_path / "output" / n)
-                                               for n in ("toy.txt", "toy.txt.report.json", "toy.txt.report.md")}
+    assert stamp["outputs"] == {str(tmp_path / "output" / n): sha256_file(str(tmp_path / "output" / n))
+                                for n in ("toy.txt", "toy.txt.report.json", "toy.txt.report.md")}
 
     rc, stats, results = play(tmp_path)
     assert rc == 0 and stats["changed"] == 0, [r["_task"] for r in results if r.get("changed")]

@@ -1,10 +1,12 @@
 """rootfs_archive: reproducible packs that keep ownership, modes, hard links
 and xattrs; unpack is atomic and idempotent."""
+import json
 import os
 import subprocess
 
 import pytest
 
+from ansible_collections.osimage.builder.plugins.module_utils._digest import sha256_file
 from tests.conftest import needs_root, run_module
 from tests.integration.conftest import listing
 
@@ -57,7 +59,9 @@ def test_unpack_keeps_modes_owners_links_and_xattrs(tree, tmp_path):
     assert run_module("rootfs_archive", {"src": tgz, "dest": dest, "state": "unpacked"})["changed"] is False
     forced = run_module("rootfs_archive", {"src": tgz, "dest": dest, "state": "unpacked", "force": True})
     assert forced["changed"] is True
-    assert sorted(os.listdir(tmp_path)) == ["image.tgz", "tree", "unpacked", "unpacked.inputs.json"]
+    assert sorted(os.listdir(tmp_path)) == ["image.tgz", "tree", "unpacked", "unpacked.stamp.json"]
+    record = json.loads((tmp_path / "unpacked.stamp.json").read_text())["records"]["rootfs_archive"]
+    assert record["inputs"] == {"src_sha256": sha256_file(tgz)} and record["outputs"] == {}
 
 
 def test_missing_source_is_an_error(tmp_path):

@@ -23,7 +23,7 @@ def test_second_run_is_unchanged_and_returns_the_package_list(base_tarball, pack
 
 def test_check_mode_reports_the_changed_input_and_writes_nothing(base_tarball, package_cache):
     before = os.stat(base_tarball)
-    stamp_before = open(base_tarball + ".inputs.json").read()
+    stamp_before = open(base_tarball + ".stamp.json").read()
     res = run_module("rootfs_bootstrap", {"dest": base_tarball, "suite": "bookworm", "include": ["less"],
                                           "package_cache_dir": package_cache}, check=True)
     assert res["changed"] is True
@@ -31,9 +31,9 @@ def test_check_mode_reports_the_changed_input_and_writes_nothing(base_tarball, p
     assert "mmdebstrap" in res["commands"][0] and "--include=less" in res["commands"][0]
     after = os.stat(base_tarball)
     assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
-    assert open(base_tarball + ".inputs.json").read() == stamp_before
+    assert open(base_tarball + ".stamp.json").read() == stamp_before
     name = os.path.basename(base_tarball)
-    assert sorted(os.listdir(os.path.dirname(base_tarball))) == [name, name + ".inputs.json"]
+    assert sorted(os.listdir(os.path.dirname(base_tarball))) == [name, name + ".stamp.json"]
 
 
 def test_directory_output_with_debootstrap_then_unchanged(tmp_path, package_cache):
@@ -46,7 +46,7 @@ def test_directory_output_with_debootstrap_then_unchanged(tmp_path, package_cach
     assert os.path.isfile(os.path.join(dest, "usr/bin/less"))
     assert "less" in {p["name"] for p in res["packages"]}
     assert run_module("rootfs_bootstrap", args)["changed"] is False
-    assert sorted(os.listdir(tmp_path)) == ["root", "root.inputs.json"]
+    assert sorted(os.listdir(tmp_path)) == ["root", "root.stamp.json"]
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -62,8 +62,8 @@ def test_no_secret_in_the_output_directory(run):
     out = base / "output"
     names = sorted(os.listdir(str(out)))
     tgz = "debian-bookworm-os-image.tgz"
-    assert names == ["debian-bookworm-os-image-packages.txt", tgz, tgz + ".pipeline.json",
-                     tgz + ".report.json", tgz + ".report.md"]
+    assert names == ["debian-bookworm-os-image-packages.txt", tgz, tgz + ".report.json", tgz + ".report.md",
+                     tgz + ".stamp.json"]
     for name in names:
         data = (out / name).read_bytes()
         assert leaks(data) == [], name
@@ -73,7 +73,8 @@ def test_no_secret_in_the_output_directory(run):
 
 def test_the_stamp_holds_a_keyed_digest_and_no_default_password_note(run):
     base, _root, _proc = run
-    stamp = json.loads((base / "output" / "debian-bookworm-os-image.tgz.pipeline.json").read_text())
+    stamp = json.loads((base / "output" / "debian-bookworm-os-image.tgz.stamp.json").read_text())
+    stamp = stamp["records"]["pipeline:os_image"]
     key = (base / "cache" / "keys" / "stamp.key").read_bytes()
     assert "users_password_sha256" not in stamp["inputs"]
     assert stamp["inputs"]["users_password_hmac"] == hmac.new(

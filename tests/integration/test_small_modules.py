@@ -1,6 +1,7 @@
 """release_mounts, input_file and build_stamp against real mounts, loop
 devices and files."""
 import hashlib
+import json
 import os
 import subprocess
 
@@ -59,19 +60,36 @@ def test_input_file_verifies_the_checksum(tmp_path):
 def test_build_stamp_query_record_and_tamper(tmp_path):
     art = tmp_path / "image.tgz"
     extra = tmp_path / "packages.txt"
-    args = {"artifact": str(art), "outputs": [str(extra)], "inputs": {"suite": "bookworm", "n": 1}}
+    args = {"artifact": str(art), "outputs": [str(extra)], "inputs": {"suite": "bookworm", "n": 1},
+            "writer": "pipeline:test"}
+    nowriter = run_module("build_stamp", {k: v for k, v in args.items() if k != "writer"})
+    assert nowriter.get("failed") is True and "writer" in nowriter["msg"], nowriter
     q = run_module("build_stamp", args)
     assert q["changed"] is False and q["uptodate"] is False and q["reason"].startswith("missing:")
     art.write_bytes(b"tgz")
     extra.write_text("pkgs")
     assert run_module("build_stamp", dict(args, state="present"), check=True)["changed"] is True
-    assert not os.path.exists(str(art) + ".inputs.json")
+    assert not os.path.exists(str(art) + ".stamp.json")
+    # An old layout's stamp is not trusted; recording removes it.
+    (tmp_path / "image.tgz.pipeline.json").write_text(json.dumps({"inputs": args["inputs"], "outputs": {}}))
+    assert run_module("build_stamp", args)["reason"] == "no stamp beside the artifact"
     rec = run_module("build_stamp", dict(args, state="present"))
     assert rec["changed"] is True
+    assert sorted(os.listdir(tmp_path)) == ["image.tgz", "image.tgz.stamp.json", "packages.txt"]
+    # Another writer's record of the same stamp is its own: asking for it finds none, writing it keeps ours.
+    other = dict(args, writer="stemcell_package", outputs=[])
+    assert run_module("build_stamp", other)["reason"] == "no stamp beside the artifact"
+    assert run_module("build_stamp", dict(other, state="present"))["changed"] is True
+    records = json.loads((tmp_path / "image.tgz.stamp.json").read_text())["records"]
+    assert sorted(records) == ["pipeline:test", "stemcell_package"]
+    assert records["pipeline:test"]["outputs"] == {str(art): hashlib.sha256(b"tgz").hexdigest(),
+                                                   str(extra): hashlib.sha256(b"pkgs").hexdigest()}
     assert run_module("build_stamp", dict(args, state="present"))["changed"] is False
     assert run_module("build_stamp", args)["uptodate"] is True
     changed = run_module("build_stamp", dict(args, inputs={"suite": "bookworm", "n": 2}))
     assert changed["uptodate"] is False and changed["reason"] == "inputs changed: n"
+    newer = run_module("build_stamp", dict(args, versions={"roles/x": "2"}))
+    assert newer["uptodate"] is False and newer["reason"] == "inputs changed: versions (roles/x)"
     extra.write_text("tampered")
     assert run_module("build_stamp", args)["reason"] == "modified since built: %s" % extra
 

@@ -1,6 +1,7 @@
 """The stemcell pipeline end to end on this machine: the default stemcell
 (openstack/kvm raw, Debian bookworm) from nothing on the pipeline runner,
-its report, tarball, disk and boot, a no-op re-run, bad input, a build
+its report, tarball, disk and boot, a no-op re-run, a disk too small for
+the root (bad input in the plan is test_bad_input.py's table), a build
 killed during image_create, and a qcow2 stemcell resumed at its last
 stage."""
 import hashlib
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from ansible_collections.osimage.builder.plugins.module_utils._digest import sha256_file
-from tests import stemcell_spec
+from tests import faults, stemcell_spec
 from tests.conftest import (
     BIN,
     REPO,
@@ -67,9 +68,14 @@ def unpacked(stemcell, tmp_path_factory):
 def test_the_default_stemcell_is_written(stemcell):
     dirs, results = stemcell
     out = sorted(os.listdir(dirs["osimage_output_dir"]))
-    # .inputs.json is stemcell_package's own stamp, .pipeline.json the pipeline's.
-    assert {NAME, NAME + ".inputs.json", NAME + ".pipeline.json", NAME + ".report.json",
-            NAME + ".report.md"} <= set(out)
+    # One stamp: stemcell_package's record and the pipeline's, side by side.
+    assert {NAME, NAME + ".stamp.json", NAME + ".report.json", NAME + ".report.md"} <= set(out)
+    assert not [n for n in out if n.endswith((".inputs.json", ".pipeline.json"))], out
+    records = json.load(open(os.path.join(dirs["osimage_output_dir"], NAME + ".stamp.json")))["records"]
+    assert sorted(records) == ["pipeline:stemcell", "stemcell_package"]
+    for record in records.values():
+        assert record["outputs"][os.path.join(dirs["osimage_output_dir"], NAME)] == \
+            sha256_file(os.path.join(dirs["osimage_output_dir"], NAME))
     table = stage_table(results)
     assert table[0].startswith("Stemcell %s: built (" % NAME), table[0]
     stages = [row.split()[0] for row in table[1:19]]
@@ -144,46 +150,8 @@ def _os_image(stemcell):
     return os.path.join(stemcell[0]["osimage_output_dir"], "debian-bookworm-os-image.tgz")
 
 
-@pytest.mark.parametrize("extra,expect", [
-    ({"stemcell_infrastructure": "openstack", "stemcell_hypervisor": "xen"},
-     "BOSH has no openstack/xen stemcell in disk format raw"),
-    ({"stemcell_infrastructure": "aws", "stemcell_hypervisor": "xen", "stemcell_disk_format": "qcow2"},
-     "BOSH has no aws/xen stemcell in disk format qcow2"),
-    # argument_specs rejects it before the role runs.
-    ({"stemcell_infrastructure": "vsphere"},
-     "value of stemcell_infrastructure must be one of: openstack, aws, warden, got: vsphere"),
-    ({"stemcell_os_image": "/nonexistent/debian-bookworm-os-image.tgz"},
-     "stemcell_os_image=/nonexistent/debian-bookworm-os-image.tgz: no OS image there"),
-    # argument_specs names the stages (choices) before the role runs.
-    ({"stemcell_resume_from": "image_nothing"},
-     "value of stemcell_resume_from must be one of: , untar_base_os_image, system_kernel,"),
-    # In the plan, from the OS image's size, before any stage.
-    ({"stemcell_disk_size_mb": 1}, "stemcell_disk_size_mb=1 is too small: the OS image alone unpacks to"),
-])
-def test_bad_input_fails_before_any_work(stemcell, tmp_path, extra, expect):
-    out = str(tmp_path / "output")
-    vars_ = {"osimage_work_dir": str(tmp_path / "work"), "osimage_output_dir": out,
-             "stemcell_os_image": _os_image(stemcell)}
-    vars_.update(extra)
-    rc, stats, results = run_playbook(STEMCELL_ONLY, vars_)
-    assert rc != 0
-    assert any(expect in m for m in failed_msgs(results)), failed_msgs(results)
-    assert not os.path.exists(out) or os.listdir(out) == []
-
-
-def test_agent_with_a_wrong_sha256(stemcell, tmp_path):
-    agent = tmp_path / "bosh-agent"
-    agent.write_bytes(b"#!/bin/sh\necho agent\n")
-    out = str(tmp_path / "output")
-    rc, stats, results = run_playbook(STEMCELL_ONLY, {
-        "osimage_work_dir": stemcell[0]["osimage_work_dir"], "osimage_output_dir": out,
-        "stemcell_os_image": _os_image(stemcell), "stemcell_agent_src": str(agent),
-        "stemcell_agent_sha256": "0" * 64, "stemcell_resume_from": "bosh_go_agent"})
-    assert rc != 0
-    expect = "stemcell_agent_sha256=%s does not match stemcell_agent_src=%s (its sha256 is %s)" % (
-        "0" * 64, agent, hashlib.sha256(agent.read_bytes()).hexdigest())
-    assert any(expect in m for m in failed_msgs(results)), failed_msgs(results)
-    assert os.listdir(out) == []
+# Bad input refused in the plan (the infrastructure table, the OS image, the
+# agent, the disk size, ...) is tests/integration/test_bad_input.py's table.
 
 
 def test_a_disk_smaller_than_the_root(stemcell, tmp_path):
@@ -270,7 +238,7 @@ def test_the_stemcell_is_private_and_its_stamp_keys_the_grub_password(stemcell):
     dirs, _results = stemcell
     out = dirs["osimage_output_dir"]
     assert oct(os.stat(os.path.join(out, NAME)).st_mode & 0o777) == "0o600"
-    stamp = json.load(open(os.path.join(out, NAME + ".pipeline.json")))
+    stamp = json.load(open(os.path.join(out, NAME + ".stamp.json")))["records"]["pipeline:stemcell"]
     assert "grub_password_sha256" not in stamp["inputs"] and len(stamp["inputs"]["grub_password_hmac"]) == 64
     password = open(os.path.expanduser("~/.osimage/stemcell-grub-password")).read().strip().encode()
     for name in os.listdir(out):
@@ -306,3 +274,21 @@ def test_a_qcow2_stemcell_resumed_at_its_last_stage(stemcell, tmp_path):
         mf = tar.extractfile("stemcell.MF").read().decode()
     assert 'disk_format: "qcow2"' in mf, mf
     assert loops_under(dirs["osimage_work_dir"]) == [] and mounts_under(dirs["osimage_work_dir"]) == []
+
+
+STAGES = ["untar_base_os_image", "system_kernel", "system_kernel_modules", "bosh_go_agent", "logrotate_config",
+          "dev_tools_config", "static_libraries_config", "system_network", "system_parameters", "bosh_clean",
+          "bosh_harden", "bosh_agent_settings", "bosh_clean_ssh", "image_create", "image_install_grub",
+          "bosh_package_list", "verify_boot", "stemcell"]
+
+
+@pytest.mark.parametrize("stage", faults.stages(None, STAGES))
+def test_a_build_killed_in_a_stage_is_finished_by_the_next_run(stemcell, tmp_path, stage):
+    """The full sweep's stemcell part (the suite's sample is the image_create
+    kill above): SIGKILL a second into each stage, then the re-run resumed
+    there completes, leaving nothing mounted, attached or half-written."""
+    dirs = stemcell[0]
+    extra = {"osimage_work_dir": dirs["osimage_work_dir"], "osimage_output_dir": str(tmp_path / "output"),
+             "stemcell_os_image": _os_image(stemcell), "stemcell_boot_test": False, "stemcell_version": "9999"}
+    faults.survive_kill(STEMCELL_ONLY, extra, "stemcell", stage, str(tmp_path / "fault"), delay=1.0,
+                        expect=[NAME.replace("-0000-", "-9999-")])

@@ -1,5 +1,6 @@
 """Linters are tests too: ruff over the Python, ansible-lint (production
 profile) over roles, playbooks and molecule scenarios."""
+import ast
 import json
 import os
 import re
@@ -40,7 +41,6 @@ def test_module_documentation_parses():
         assert proc.returncode == 0, "%s: %s" % (name, proc.stderr)
         doc = json.loads(proc.stdout)["osimage.builder." + name]
         assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], name
-        assert doc["doc"]["attributes"]["check_mode"]["support"] in ("full", "partial"), name
         assert doc["doc"].get("requirements"), "%s: DOCUMENTATION has no requirements" % name
         assert doc["doc"].get("seealso"), "%s: DOCUMENTATION has no seealso" % name
         requirements = " ".join(doc["doc"]["requirements"])
@@ -65,6 +65,81 @@ def programs_run(name):
     for group in re.findall(r'runner\.require\(([^)]*)\)', src) + re.findall(r'for prog in \(([^)]*)\)', src):
         names |= set(re.findall(r'"([\w.+-]+)"', group))
     return sorted(n for n in names if n in PROGRAMS)
+
+
+CHECK_MODE_TEST = os.path.join(REPO, "tests", "integration", "test_check_mode.py")
+
+
+def check_mode_cases():
+    """{case name: plan key or None} of the CASES table in
+    tests/integration/test_check_mode.py, read from its source (test modules
+    do not import each other): each case's function returns entry(...), and
+    a plan= keyword marks a partial check mode and names the result key of
+    what it would run."""
+    tree = ast.parse(open(CHECK_MODE_TEST).read())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and any(isinstance(x, ast.Name) and x.id == "CASES" for x in n.targets))
+    cases = {}
+    for key, value in zip(table.keys, table.values):
+        plan = None
+        for node in ast.walk(functions[value.id]):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "entry":
+                for kw in node.keywords:
+                    if kw.arg == "plan" and isinstance(kw.value, ast.Constant):
+                        plan = kw.value.value
+        cases[key.value] = plan
+    return cases
+
+
+def test_every_check_mode_claim_is_tested():
+    """A module's check_mode attribute is a claim the check-mode test keeps
+    it to: every module of plugins/modules has a case in
+    tests/integration/test_check_mode.py (which asserts nothing is written and
+    what the result holds); `partial` only with a case that names the result
+    key of what it would run (plan=, asserted non-empty there), and with
+    `details` that say what it cannot predict and name that key as RV(...)."""
+    modules = sorted(n[:-3] for n in os.listdir(os.path.join(REPO, "plugins", "modules"))
+                     if n.endswith(".py") and not n.startswith("_"))
+    cases = check_mode_cases()
+    covered = {}
+    for case, plan in cases.items():
+        covered.setdefault(case.split(":")[0], set()).add(plan)
+    problems = ["%s has no check-mode case in tests/integration/test_check_mode.py CASES" % m
+                for m in modules if m not in covered]
+    problems += ["tests/integration/test_check_mode.py CASES names %s, which is not a module" % m
+                 for m in sorted(set(covered) - set(modules))]
+    proc = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "--json"]
+               + ["osimage.builder." + name for name in modules])
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    for name in modules:
+        doc = docs["osimage.builder." + name]
+        attr = doc["doc"]["attributes"]["check_mode"]
+        support = attr["support"]
+        plans = covered.get(name, set())
+        details = attr.get("details") or ""
+        details = " ".join(details) if isinstance(details, list) else details
+        if support not in ("full", "partial"):
+            problems.append("%s: check_mode support %s; every module runs in check mode (the check-mode test "
+                            "runs each)" % (name, support))
+        elif support == "full" and plans - {None}:
+            problems.append("%s claims full check mode, but its check-mode case says partial (plan=%s)"
+                            % (name, sorted(plans - {None})))
+        elif support == "partial":
+            if not plans or None in plans:
+                problems.append("%s claims partial check mode, but its check-mode case does not name the result "
+                                "key of what it would run (entry(..., plan=<key>, runs=<program>))" % name)
+            if "cannot" not in details:
+                problems.append("%s claims partial check mode; its check_mode details must say what it cannot "
+                                "predict" % name)
+            for plan in sorted(p for p in plans if p):
+                if "RV(%s)" % plan not in details:
+                    problems.append("%s: check_mode details must name RV(%s), what check mode returns"
+                                    % (name, plan))
+                if plan not in (doc["return"] or {}):
+                    problems.append("%s: RETURN does not document %s, its check-mode plan" % (name, plan))
+    assert not problems, "\n".join(problems)
 
 
 def test_ansible_lint_production_profile():

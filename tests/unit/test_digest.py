@@ -1,4 +1,8 @@
+import hashlib
+import json
 import os
+
+import pytest
 
 from ansible_collections.osimage.builder.plugins.module_utils import _digest as d
 
@@ -18,13 +22,113 @@ def test_rebuild_reason(tmp_path):
     art = tmp_path / "x.tar"
     assert d.rebuild_reason(None, {"a": 1}, False) == "artifact missing"
     art.write_bytes(b"x")
-    assert d.rebuild_reason(None, {"a": 1}, True) == "no inputs stamp beside the artifact"
-    stamp = d.write_stamp(str(art), {"a": 1, "b": 2})
-    assert os.path.exists(str(art) + ".inputs.json")
-    assert d.read_stamp(str(art)) == stamp
-    assert d.rebuild_reason(stamp, {"a": 1, "b": 2}, True) is None
-    assert d.rebuild_reason(stamp, {"a": 1, "b": 3}, True) == "inputs changed: b"
-    assert oct(os.stat(str(art) + ".inputs.json").st_mode & 0o777) == "0o644"
+    assert d.rebuild_reason(None, {"a": 1}, True) == "no stamp beside the artifact"
+    record = d.write_stamp(str(art), "rootfs_bootstrap", {"a": 1, "b": 2})
+    assert os.path.exists(str(art) + ".stamp.json")
+    assert d.read_stamp(str(art), "rootfs_bootstrap") == record
+    assert d.read_stamp(str(art), "pipeline:os_image") is None
+    assert d.rebuild_reason(record, {"a": 1, "b": 2}, True) is None
+    assert d.rebuild_reason(record, {"a": 1, "b": 3}, True) == "inputs changed: b"
+    assert oct(os.stat(str(art) + ".stamp.json").st_mode & 0o777) == "0o644"
+
+
+def test_the_stamp_has_one_schema(tmp_path):
+    art = tmp_path / "x.tgz"
+    art.write_bytes(b"x")
+    sha = d.sha256_file(str(art))
+    record = d.write_stamp(str(art), "disk_image", {"a": 1}, {str(art): sha}, versions={"qemu-img": "7.2"})
+    stamp = json.loads((tmp_path / "x.tgz.stamp.json").read_text())
+    assert stamp == {"schema": 1, "records": {"disk_image": record}}
+    assert record == {"inputs": {"a": 1}, "versions": {"qemu-img": "7.2"}, "outputs": {str(art): sha},
+                      "digest": hashlib.sha256(d.canonical_json({"inputs": {"a": 1}, "versions": {"qemu-img": "7.2"}})
+                                               .encode()).hexdigest()}
+    # outputs are a flat path -> sha256 map, nothing nested
+    with pytest.raises(ValueError, match="path to its sha256"):
+        d.write_stamp(str(art), "disk_image", {"a": 1}, {"sha256": {str(art): sha}})
+    with pytest.raises(ValueError, match="writer"):
+        d.write_stamp(str(art), "", {"a": 1})
+    assert d.read_stamp(str(art), "disk_image") == record  # a refused write changed nothing
+
+
+def test_two_writers_share_the_stamp_and_keep_each_others_record(tmp_path):
+    art = tmp_path / "bosh-stemcell.tgz"
+    art.write_bytes(b"stemcell")
+    sha = d.sha256_file(str(art))
+    module = d.write_stamp(str(art), "stemcell_package", {"version": "1"}, {str(art): sha},
+                           facts={"image_sha1": "ab"})
+    pipeline = d.write_stamp(str(art), "pipeline:stemcell", {"stemcell_version": "1"}, {str(art): sha},
+                             versions={"roles/stemcell": "cd"}, notes=["a note"])
+    assert sorted(os.listdir(tmp_path)) == ["bosh-stemcell.tgz", "bosh-stemcell.tgz.stamp.json"]
+    assert d.read_stamp(str(art), "stemcell_package") == module
+    assert d.read_stamp(str(art), "pipeline:stemcell") == pipeline
+    # Rewriting one record leaves the other as it was.
+    again = d.write_stamp(str(art), "stemcell_package", {"version": "2"}, {str(art): sha})
+    assert d.read_stamp_file(str(art))["records"] == {"stemcell_package": again, "pipeline:stemcell": pipeline}
+    assert d.rebuild_reason(d.read_stamp(str(art), "pipeline:stemcell"), {"stemcell_version": "1"}, True,
+                            {"roles/stemcell": "cd"}) is None
+
+
+def test_the_stamp_is_written_atomically(tmp_path, monkeypatch):
+    art = tmp_path / "x.img"
+    art.write_bytes(b"x")
+    first = d.write_stamp(str(art), "disk_image", {"a": 1})
+    before = (tmp_path / "x.img.stamp.json").read_text()
+
+    def fail(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(d.os, "rename", fail)
+    with pytest.raises(OSError, match="disk full"):
+        d.write_stamp(str(art), "pipeline:x", {"b": 2})
+    monkeypatch.undo()
+    # The old stamp is untouched and no temporary file is left behind.
+    assert (tmp_path / "x.img.stamp.json").read_text() == before
+    assert sorted(os.listdir(tmp_path)) == ["x.img", "x.img.stamp.json"]
+    assert d.read_stamp(str(art), "disk_image") == first
+
+
+def test_a_legacy_stamp_is_not_trusted_and_is_removed(tmp_path):
+    art = tmp_path / "x.tgz"
+    art.write_bytes(b"x")
+    inputs = {"a": 1}
+    legacy = {"inputs": inputs, "digest": d.inputs_digest(inputs), "outputs": {}}
+    for suffix in (".inputs.json", ".pipeline.json"):
+        (tmp_path / ("x.tgz" + suffix)).write_text(json.dumps(legacy))
+    assert d.read_stamp(str(art), "rootfs_archive") is None
+    assert d.rebuild_reason(d.read_stamp(str(art), "rootfs_archive"), inputs, True) == "no stamp beside the artifact"
+    # A file of another schema in the new name is not trusted either.
+    (tmp_path / "x.tgz.stamp.json").write_text(json.dumps(dict(legacy, schema=2, records={})))
+    assert d.read_stamp_file(str(art)) is None and d.read_stamp(str(art), "rootfs_archive") is None
+    record = d.write_stamp(str(art), "rootfs_archive", inputs)
+    assert sorted(os.listdir(tmp_path)) == ["x.tgz", "x.tgz.stamp.json"]
+    assert d.rebuild_reason(d.read_stamp(str(art), "rootfs_archive"), inputs, True) is None
+    assert record["versions"] == {}
+
+
+def test_the_digest_covers_the_versions(tmp_path):
+    art = tmp_path / "x.aci"
+    art.write_bytes(b"x")
+    inputs = {"word": "hello"}
+    versions = {"roles/toy": "1", "modules/aci_image.py": "2"}
+    record = d.write_stamp(str(art), "pipeline:toy", inputs, versions=versions)
+    assert record["digest"] == d.record_digest(inputs, versions) != d.record_digest(inputs, {})
+    assert d.rebuild_reason(record, inputs, True, versions) is None
+    assert d.rebuild_reason(record, inputs, True) == "inputs changed: versions (modules/aci_image.py, roles/toy)"
+    assert d.rebuild_reason(record, inputs, True, dict(versions, **{"roles/toy": "3"})) == \
+        "inputs changed: versions (roles/toy)"
+    assert d.rebuild_reason(record, {"word": "bye"}, True, dict(versions, extra="1")) == \
+        "inputs changed: versions (extra), word"
+    # A version is not an input: the same names moved into the inputs are other entries.
+    assert d.rebuild_reason(record, dict(inputs, **versions), True, {}) == \
+        "inputs changed: modules/aci_image.py, roles/toy, versions (modules/aci_image.py, roles/toy)"
+
+
+def test_recorded_artifact_describes_an_output_as_recorded(tmp_path):
+    art = tmp_path / "x.qcow2"
+    art.write_bytes(b"qcow")
+    record = d.write_stamp(str(art), "disk_image", {}, {str(art): "f" * 64})
+    assert d.recorded_artifact(record, str(art), format="qcow2") == {
+        "path": str(art), "size": 4, "sha256": "f" * 64, "format": "qcow2"}
 
 
 def test_artifact_and_sha256(tmp_path):
@@ -114,10 +218,34 @@ def test_crypt_salt_follows_the_image_not_the_password():
     assert bookworm != d.crypt_salt(b"x" * 32, {"suite": "bookworm", "packages": ["a"]})
 
 
-def test_notes_are_recorded_but_are_not_inputs(tmp_path):
+def test_notes_and_facts_are_recorded_but_are_not_inputs(tmp_path):
     art = tmp_path / "x.tgz"
     art.write_bytes(b"x")
-    stamp = d.write_stamp(str(art), {"a": 1}, notes=["uses BOSH's well-known default password"])
-    assert d.read_stamp(str(art))["notes"] == ["uses BOSH's well-known default password"]
-    assert d.rebuild_reason(stamp, {"a": 1}, True) is None
-    assert "notes" not in d.write_stamp(str(art), {"a": 1})
+    record = d.write_stamp(str(art), "pipeline:os_image", {"a": 1}, notes=["uses BOSH's well-known default password"],
+                           facts={"packages": [{"name": "apt"}]})
+    assert d.read_stamp(str(art), "pipeline:os_image")["notes"] == ["uses BOSH's well-known default password"]
+    assert d.read_stamp(str(art), "pipeline:os_image")["facts"] == {"packages": [{"name": "apt"}]}
+    assert d.rebuild_reason(record, {"a": 1}, True) is None
+    bare = d.write_stamp(str(art), "pipeline:os_image", {"a": 1})
+    assert "notes" not in bare and "facts" not in bare and bare["digest"] == record["digest"]
+
+
+def test_two_builds_making_the_stamp_key_at_once_read_the_same_key(tmp_path):
+    """Racing first uses (two processes): each gets the one key linked into
+    place; none sees a half-written file or fails on the other's mkdir."""
+    import multiprocessing
+
+    path = str(tmp_path / "keys" / "stamp.key")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        got = pool.map(_key_of, [path] * 8)
+    assert all(problem is None for _key, _created, problem in got), got
+    assert len({key for key, _created, _problem in got}) == 1
+    assert sum(1 for _key, created, _problem in got if created) == 1
+    assert sorted(os.listdir(tmp_path / "keys")) == ["stamp.key"]
+
+
+def _key_of(path):
+    from ansible_collections.osimage.builder.plugins.module_utils import _digest
+
+    return _digest.stamp_key(path)
