@@ -25,6 +25,8 @@ description:
     of C(rootfs/), no member written through a symlink), and the manifest rules - and reports its image id.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   dest:
     description: The .aci file to write (O(state=present)) or to check (O(state=validated)).
@@ -52,13 +54,11 @@ options:
     default: 0
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - O(state=validated) only reads the .aci (an untrusted one too); it never unpacks it.
 seealso:

@@ -31,6 +31,8 @@ description:
     only O(dest) is left as it is.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   suite:
     description:
@@ -72,13 +74,11 @@ options:
     default: 60
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Fetches from the archive with the build host's network settings (proxy variables apply); in check mode too, so
     the chain is checked without writing O(dest).

@@ -20,6 +20,8 @@ description:
   - Reports how long the boot took. A boot never changes anything, so C(changed) is always false.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   image:
     description: Disk image to boot. Mutually exclusive with O(kernel).
@@ -79,17 +81,15 @@ options:
     default: []
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: partial
     details: >-
       Whether the guest boots and prints O(expect) cannot be predicted without booting it: in check mode nothing is
       booted and nothing is written (no console log, no KVM probe verdict); the inputs are checked and the qemu
       command that would run is returned as RV(command).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Without a working KVM the boot runs under TCG (emulation), several times slower; the first boot on a host
     may also spend O(kvm_probe_timeout) seconds on the KVM probe.

@@ -20,6 +20,8 @@ description:
   - Every problem is reported at once, each naming the variable the user set.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   dirs:
     description:
@@ -29,14 +31,12 @@ options:
     required: true
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: In check mode nothing is made; RV(created) lists what would be.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Parents that do not exist are made with mode C(0755).
 seealso:

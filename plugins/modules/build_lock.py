@@ -31,6 +31,8 @@ description:
     connection was lost is not watched.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description:
@@ -60,14 +62,12 @@ options:
     type: int
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: Check mode takes no lock and creates no lock file; it says whether the lock is free now (RV(free)).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - The lock is advisory, between builds that take it (the pipelines and M(osimage.builder.kernel_build)).
   - The holder is found by the pid and start time recorded in the lock file, so a reused pid is never stopped.

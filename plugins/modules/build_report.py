@@ -25,6 +25,8 @@ description:
     recorded) and never writes.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description: The pipeline's main artifact; the report files are named after it.
@@ -76,15 +78,13 @@ options:
     type: str
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: Nothing is written; RV(report) is the report that would be written (artifacts that do not exist yet
       are left out of it).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 seealso:
   - module: osimage.builder.build_stamp
 requirements:

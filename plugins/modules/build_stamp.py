@@ -27,6 +27,8 @@ description:
     crypt(3) salt keyed over O(inputs), the same for the same inputs, different for another image or host.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   artifact:
     description: The main artifact of the pipeline. Required unless O(state=key).
@@ -76,15 +78,13 @@ options:
     default: query
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: With O(state=key), a missing stamp key is not created in check mode; C(hmac) and C(crypt_salt) are
       then null.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - The stamp key O(key_file) is a secret of the build host; back it up with the host, never with the artifacts.
 seealso:

@@ -24,6 +24,7 @@ description:
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - osimage.builder.progress
 options:
   root:
@@ -99,8 +100,6 @@ options:
     default: true
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: partial
     details:
       - With O(packages), check mode reports exactly which packages would change.
@@ -108,9 +107,9 @@ attributes:
         reports a change unless O(creates) or O(removes) say it would be skipped, and returns the chroot command
         line that would run as RV(commands).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Needs root on the build host.
   - Packages are installed with the image's own apt-get inside the root, never with the build host's.

@@ -23,6 +23,8 @@ description:
     nothing.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   root:
     description: The image root the binaries and libraries come from (a glibc root filesystem).
@@ -67,13 +69,11 @@ options:
     default: /lib64/ld-linux-x86-64.so.2
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Needs root on the build host (chroot).
 seealso:

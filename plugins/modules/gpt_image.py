@@ -23,6 +23,8 @@ description:
     C(<dest>.stamp.json); a layout that does not fit O(size) is an error before anything is written.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   dest:
     description: The raw image.
@@ -82,13 +84,11 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Needs root and loop devices for O(bootloader=grub-i386-pc).
 requirements:

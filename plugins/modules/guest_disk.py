@@ -29,6 +29,8 @@ description:
     temporary file beside O(dest) and renamed into place when complete.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   src:
     description: The guest's root directory.
@@ -87,14 +89,12 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: Computes the layout from the root's size (not by formatting) and writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 seealso:
   - module: osimage.builder.disk_image
   - module: osimage.builder.boot_test

@@ -20,6 +20,8 @@ description:
     second run reports no change; check mode computes the archive and writes nothing.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   src:
     description: Directory to pack.
@@ -45,13 +47,11 @@ options:
     default: []
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Device nodes of O(device_nodes) are only written into the archive, never created on the build host.
 seealso:

@@ -17,6 +17,8 @@ description:
   - When O(dest) already has the expected sha256 nothing is fetched (a cache keyed on the checksum).
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   src:
     description: Local path on the build host, or an C(http://), C(https://) or C(file://) URL.
@@ -40,13 +42,11 @@ options:
     default: 60
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - URLs are fetched with the build host's network settings (proxy variables apply).
   - The sha256 is checked before the file is moved into place, for local paths too.

@@ -30,6 +30,7 @@ description:
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - osimage.builder.progress
 options:
   source:
@@ -113,13 +114,11 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - A cold build takes minutes (a tinyconfig) to an hour (a distribution config) on two cores; objects are kept in
     O(build_dir) and ccache is used when present, so later builds are much shorter.

@@ -22,6 +22,8 @@ description:
     in C(/*) stands for every entry of that directory.
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   root:
     description: The image root.
@@ -43,14 +45,12 @@ options:
     default: ""
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
     details: It only reads, so it does the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - The collection's own modules resolve paths inside an image as C(chroot) would (see C(chroot_command)); this guard
     covers the stock modules a role uses on image paths.

@@ -22,6 +22,8 @@ description:
     written and unpacked without privileges it could bring onto the build host (see O(trusted)).
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   src:
     description: Directory to pack (O(state=packed)) or tarball to unpack (O(state=unpacked)).
@@ -66,13 +68,11 @@ options:
     default: true
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Packing an image root needs root on the build host (it reads every file with its owner and modes); so does
     unpacking with O(trusted=true).

@@ -20,6 +20,7 @@ description:
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - osimage.builder.progress
 options:
   dest:
@@ -90,13 +91,11 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Needs root on the build host.
   - Downloaded packages are kept in the package cache and reused by later builds; the bootstrap itself is keyed

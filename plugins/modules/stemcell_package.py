@@ -22,6 +22,8 @@ description:
     tarball is built under a temporary name, its member list checked, and only then moved into place.
 version_added: 0.1.0
 author: osimage.builder contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   dest_dir:
     description: Directory the stemcell is written to.
@@ -85,13 +87,11 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target, if not
-      supported the action will be skipped.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff
-      mode.
     support: none
+  platform:
+    platforms: posix
 notes:
   - Only the combinations BOSH builds are accepted; any other is an error that lists them.
 seealso:
