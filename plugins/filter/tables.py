@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.osimage.builder.plugins.module_utils import _debian, _stemcell
+from ansible_collections.osimage.builder.plugins.module_utils import _debian, _disk, _stemcell
 
 # Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter osimage.builder.<name>).
 
@@ -55,6 +55,11 @@ def stemcell_filename(version, infrastructure, hypervisor, os_name, disk_format)
                                        os_name, disk_format)
 
 
+def min_disk_mb(content_bytes, inodes=0, partition_table="msdos", bootloader="grub-i386-pc"):
+    """The smallest disk (MiB) disk_image accepts for that much content."""
+    return _disk.min_disk_mb(int(content_bytes), int(inodes), partition_table, bootloader)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -63,4 +68,5 @@ class FilterModule:
             "stemcell_infrastructures": stemcell_infrastructures,
             "stemcell_hypervisor": stemcell_hypervisor,
             "stemcell_filename": stemcell_filename,
+            "min_disk_mb": min_disk_mb,
         }

@@ -49,6 +49,15 @@ def required_root_bytes(content_bytes, inodes):
     return int(need * 1.10 / 0.95)
 
 
+def min_disk_mb(content_bytes, inodes=0, partition_table="msdos", bootloader="grub-i386-pc"):
+    """The smallest disk (MiB) whose root partition holds the content: the
+    root filesystem's need plus the partitions before it and the MiB a GPT's
+    backup header (or the rounding) takes after it. disk_image refuses less;
+    the roles' plans reckon with it before the first stage."""
+    parts = layout(partition_table, bootloader, 0)
+    return -(-required_root_bytes(content_bytes, inodes) // MIB) + parts[-1]["start_mib"] + 2
+
+
 def layout(partition_table, bootloader, size_bytes, efi_mb=64):
     """Partitions as dicts {name, start_mib, end_mib, role}; the root
     partition (end_mib None) runs to the end of the disk, and its size_bytes

@@ -234,6 +234,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._disk import (
     fstab,
     grub_cfg,
     layout,
+    min_disk_mb,
     newest_kernel,
     parse_size,
     parted_script,
@@ -394,7 +395,7 @@ def main():
     root_bytes = parts[-1]["size_bytes"]
     result = dict(changed=False, fs_uuid=root_uuid, partitions=parts, required_bytes=need, commands=runner.commands)
     if root_bytes < need:
-        min_mb = -(-need // MIB) + parts[-1]["start_mib"] + 2
+        min_mb = min_disk_mb(content, inodes, p["partition_table"], p["bootloader"])
         module.fail_json(msg="size=%s is too small for src=%s: the root filesystem would get %d MiB but the content "
                              "needs at least %d MiB; use size=%dM or more"
                              % (p["size"], src, root_bytes // MIB, need // MIB, min_mb), min_size_mb=min_mb, **result)

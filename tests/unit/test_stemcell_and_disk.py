@@ -112,3 +112,21 @@ def test_newest_kernel_and_required_size():
     assert need * 1.10 / 0.95 - 1 < size <= need * 1.10 / 0.95, size
     assert disk.required_root_bytes(content, 2 * inodes) - size >= inodes * 256
     assert disk.required_root_bytes(0, 0) >= 64 * disk.MIB
+
+
+@pytest.mark.parametrize("table,bootloader,before", [
+    ("msdos", "grub-i386-pc", 1), ("gpt", "grub-i386-pc", 2), ("gpt", "grub-x86_64-efi", 65), ("msdos", "none", 1)])
+def test_min_disk_mb_is_the_size_disk_image_accepts(table, bootloader, before):
+    """The plan's floor (the min_disk_mb filter) and disk_image's check agree:
+    at that size the root partition holds the content's need, one MiB less
+    it does not."""
+    from ansible_collections.osimage.builder.plugins.filter.tables import min_disk_mb as the_filter
+
+    content, inodes = 1400 * 10 ** 6, 40000
+    need = disk.required_root_bytes(content, inodes)
+    mb = disk.min_disk_mb(content, inodes, table, bootloader)
+    assert the_filter(str(content), inodes, table, bootloader) == mb
+    assert mb == -(-need // disk.MIB) + before + 2
+    root = disk.layout(table, bootloader, mb * disk.MIB)[-1]["size_bytes"]
+    assert root >= need
+    assert disk.layout(table, bootloader, (mb - 2) * disk.MIB)[-1]["size_bytes"] < need
