@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import stat
-import subprocess
 import tarfile
 
 # The compressor table lives in _compress (one place for every compression);
@@ -39,58 +37,37 @@ def tar_create_argv(src, exclude, source_date_epoch, members=None):
 
 
 def stream_pack(runner, tar_argv, comp_argv, out_path):
-    """Run tar | compressor, hash the stream and write it to out_path (None:
-    hash only). Returns (sha256, size)."""
-    runner.commands.append(shlex.join(tar_argv) + (" | " + shlex.join(comp_argv) if comp_argv else ""))
-    # Both ends go through the program check like every other command.
-    tar_argv = [runner.bin(tar_argv[0])] + list(tar_argv[1:])
-    if comp_argv:
-        comp_argv = [runner.bin(comp_argv[0])] + list(comp_argv[1:])
-    env = dict(os.environ, LC_ALL="C")
-    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    comp = None
-    stream = tar.stdout
-    if comp_argv:
-        comp = subprocess.Popen(comp_argv, stdin=tar.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        tar.stdout.close()
-        stream = comp.stdout
+    """Run tar | compressor through the runner, hash the stream and write it
+    to out_path (None: hash only). Returns (sha256, size)."""
+    argvs = [tar_argv] + ([comp_argv] if comp_argv else [])
     h = hashlib.sha256()
     size = 0
-    out = open(out_path, "wb") if out_path else None
-    try:
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            h.update(block)
+    # tar exits 1 when a file changed while it was read; a root must be quiet
+    # while packed, so that is a failure like any other.
+    with runner.stream(argvs, ["pack", "compress"][:len(argvs)]) as stream:
+        out = open(out_path, "wb") if out_path else None
+        try:
+            for block in iter(lambda: stream.read(1024 * 1024), b""):
+                h.update(block)
+                if out:
+                    out.write(block)
+                size += len(block)
             if out:
-                out.write(block)
-            size += len(block)
-        if out:
-            out.close()
-    except OSError as exc:
-        if not (out_path and is_no_space(exc)):
-            raise
-        # A full disk: stop the pipeline and say where and how much; the
-        # caller removes the partial file (it is a temporary name).
-        for proc in (comp, tar):
-            if proc:
-                proc.kill()
-                proc.wait()
-        error = no_space(exc, out_path, "writing the archive", written=size)
-        runner.module.fail_json(msg=str(error), commands=runner.commands, **error.details())
-    finally:
-        if out and not out.closed:
-            try:
                 out.close()
-            except OSError:
-                pass  # the write's own error is the one reported
-    tar_err = tar.stderr.read().decode(errors="replace")
-    tar_rc = tar.wait()
-    if comp:
-        comp_err = comp.stderr.read().decode(errors="replace")
-        if comp.wait() != 0:
-            runner.fail("compress", comp_argv, comp.returncode, "", comp_err)
-    # tar exits 1 when a file changed while it was read; a root must be quiet while packed.
-    if tar_rc != 0:
-        runner.fail("pack", tar_argv, tar_rc, "", tar_err)
+        except OSError as exc:
+            if not (out_path and is_no_space(exc)):
+                raise
+            # A full disk: the pipeline is stopped (the runner kills it as
+            # the block ends) and the caller removes the partial file (it is
+            # a temporary name); say where and how much.
+            error = no_space(exc, out_path, "writing the archive", written=size)
+            runner.module.fail_json(msg=str(error), commands=runner.commands, **error.details())
+        finally:
+            if out and not out.closed:
+                try:
+                    out.close()
+                except OSError:
+                    pass  # the write's own error is the one reported
     return h.hexdigest(), size
 
 

@@ -175,7 +175,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 
@@ -197,6 +196,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
 )
 from ansible_collections.osimage.builder.plugins.module_utils._disk import tree_fingerprint
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
+from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
 from ansible_collections.osimage.builder.plugins.module_utils._stemcell import (
     MEMBERS,
     VERSION_RE,
@@ -340,8 +340,13 @@ def main():
         facts = {"manifest": mf, "image_sha1": sha1, "members": members}
         write_stamp(dest, "stemcell_package", inputs, {dest: art["sha256"]}, facts=facts)
         outputs = dict(facts, artifact=art, sha256=art["sha256"], filename=filename)
-    except subprocess.CalledProcessError as exc:
-        module.fail_json(msg="packaging failed: %s" % exc)
+    except OSError as exc:
+        # A full dest_dir while the stemcell is staged there: a clear error
+        # naming the directory (the work directory goes, as after any failure).
+        if not is_no_space(exc):
+            raise
+        error = no_space(exc, p["dest_dir"], "staging the stemcell", param="dest_dir")
+        module.fail_json(msg=str(error), **error.details())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result.update(changed=True, **outputs)

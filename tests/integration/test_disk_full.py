@@ -127,3 +127,30 @@ def test_a_full_output_directory_fails_clearly_and_the_re_run_completes(tmp_path
         assert res.get("changed") is True and (point / "root" / "payload.bin").stat().st_size == PAYLOAD, res
         assert_only_our_mount(tmp_path, point)
     assert mounts_under(str(tmp_path)) == [] and loops_under(str(tmp_path)) == []
+
+
+def test_a_stemcell_staged_on_a_full_disk_fails_clearly_and_the_re_run_completes(tmp_path):
+    """stemcell_package stages the disk image and the tarball in dest_dir:
+    a full one names dest_dir, leaves nothing there, and with room the same
+    run completes."""
+    root = tmp_path / "root"
+    for rel, data in (("etc/os-release", "ID=debian\n"),
+                      ("var/lib/dpkg/status", "Package: base-files\nStatus: install ok installed\n"
+                                              "Version: 12.4\nArchitecture: amd64\n\n")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(data)
+    image = tmp_path / "root.qcow2"
+    image.write_bytes(os.urandom(PAYLOAD))
+    with small_filesystem(tmp_path) as (point, grow):
+        args = {"dest_dir": str(point), "version": "1.0", "infrastructure": "openstack", "hypervisor": "kvm",
+                "disk_format": "qcow2", "os_name": "debian-bookworm", "os_distro": "debian", "image": str(image),
+                "disk_mb": 5120, "root": str(root)}
+        res = run_module("stemcell_package", args)
+        assert_names_the_space(res, point)
+        assert "dest_dir" in res["msg"], res["msg"]
+        assert left_in(point) == []
+        assert_only_our_mount(tmp_path, point)
+        grow()
+        res = run_module("stemcell_package", args)
+        assert res.get("failed") is not True, res.get("msg")
+        assert res["changed"] is True and os.path.isfile(res["artifact"]["path"]), res
