@@ -292,6 +292,26 @@ CASES = [
     Case("build_host", "build_host_extra_packages", {"not": "a list"}, "unable to convert to list"),
     Case("build_host", "build_host_apt_cache_valid_time", "daily", INT),
     Case("build_host", "build_host_test_packages", "maybe", BOOL),
+    # ------------------------------------------------- injection into generated files
+    # Values that would reach the image's deb822 sources, apt's command line,
+    # grub.cfg, the kernel command line, qemu's -drive or a path.
+    Case("os_image", "os_image_security_mirror", "http://127.0.0.1/debian-security\nTrusted: yes",
+         "os_image_security_mirror must not contain a newline"),
+    Case("os_image", "os_image_mirror", 'http://127.0.0.1/"debian', "os_image_mirror must be an http://"),
+    Case("os_image", "os_image_extra_packages", ["vim", "-oAPT::Get::AllowUnauthenticated=true"],
+         'os_image_extra_packages: ["-oAPT::Get::AllowUnauthenticated=true"] are not Debian package names'),
+    Case("os_image", "os_image_keyring", "/usr/share/keyrings/x.gpg\n", "os_image_keyring must not contain a newline"),
+    Case("stemcell", "stemcell_kernel_cmdline", "console=ttyS0\ninit=/bin/sh",
+         "stemcell_kernel_cmdline must not contain a newline"),
+    Case("stemcell", "stemcell_kernel_cmdline", 'console=ttyS0 x="y"', "stemcell_kernel_cmdline may hold only letters"),
+    Case("stemcell", "stemcell_grub_superuser", 'vcap"; set superusers="', "stemcell_grub_superuser may hold only"),
+    Case("stemcell", "stemcell_version", "1.0 beta", 'stemcell_version="1.0 beta" is not a BOSH stemcell version'),
+    Case("stemcell", "stemcell_version", "../../etc", 'stemcell_version="../../etc" is not a BOSH stemcell version'),
+    Case("stemcell", "stemcell_version", "1..0", 'stemcell_version="1..0" is not a BOSH stemcell version'),
+    Case("stemcell", "stemcell_version", "1.0\n", 'stemcell_version="1.0\\n" is not a BOSH stemcell version'),
+    Case("stemcell", "stemcell_os_name", "debian/bookworm", 'stemcell_os_name="debian/bookworm" is not a BOSH'),
+    Case("stemcell", "stemcell_kernel_packages", ["linux-image-cloud-amd64", "--force-yes"],
+         'stemcell_kernel_packages: ["--force-yes"] are not Debian package names'),
 ]
 
 # Public variables without a case, each with the reason no wrong value exists.
