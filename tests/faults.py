@@ -2,11 +2,12 @@
 of a stage, then check what the next run finds and leaves.
 
 The kill point is the runner's own hook: a pre-stage hook on the chosen stage
-(`<role>_pre_stage_hooks`) writes a marker file as the stage starts; the build
-runs in its own session, and `delay` seconds after the marker appears its
-whole process group gets SIGKILL (what a lost terminal, an OOM kill or a CI
-timeout does), so nothing of the build can clean up after itself. With a
-delay the kill lands inside the stage's first tasks.
+(`<role>_pre_stage_hooks`) writes a marker file as the stage starts, and
+`delay` seconds after the marker appears the whole build gets SIGKILL: the
+controller, its workers (each in a session of its own: killing the
+controller's process group alone leaves the running module going) and the
+modules and programs they run (kill_tree), so nothing of the build can clean
+up after itself. With a delay the kill lands inside the stage's first tasks.
 
 Used by the suite's sample (one stage per pipeline, in each pipeline's test
 file) and by benchmarks/fault_sweep.sh, which kills every stage of every
@@ -91,13 +92,49 @@ def kill_at_stage(playbook, extra_vars, prefix, stage, scratch, delay=0.0, timeo
         time.sleep(delay)
         killed_at = time.monotonic() - started
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(proc.pid)
         proc.wait(timeout=60)
         log.close()
     return round(killed_at, 1)
+
+
+def _children():
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=False).stdout
+    kids = {}
+    for line in out.splitlines():
+        pid, ppid = map(int, line.split())
+        kids.setdefault(ppid, []).append(pid)
+    return kids
+
+
+def kill_tree(top):
+    """SIGKILL `top` and everything it started, at once: what a lost machine,
+    the OOM killer or a CI timeout does to a build. Ansible's workers run in
+    sessions of their own (setsid), so the controller's process group alone
+    is not the build: the whole tree is frozen first (SIGSTOP, until no new
+    process appears, so nothing forks or reparents away), then killed."""
+    stopped = set()
+    while True:
+        kids, tree, todo = _children(), {top}, [top]
+        while todo:
+            for pid in kids.get(todo.pop(), []):
+                if pid not in tree:
+                    tree.add(pid)
+                    todo.append(pid)
+        new = tree - stopped
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped |= new
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def qemu_processes(*paths):

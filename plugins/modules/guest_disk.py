@@ -508,7 +508,8 @@ def main():
             verity.update(line=line, kernel_verity_params=line, file=hash_file,
                           kernel_params_virtio_blk=dax.verity_kernel_params(verity, p["fs_type"], nvdimm=False),
                           kernel_params_nvdimm=dax.verity_kernel_params(verity, p["fs_type"], nvdimm=True))
-            fd, tmp_hash = tempfile.mkstemp(prefix=".root_hash.", dir=os.path.dirname(hash_file) or ".")
+            fd, tmp_hash = tempfile.mkstemp(prefix=".%s." % os.path.basename(hash_file),
+                                            dir=os.path.dirname(hash_file) or ".")
             with os.fdopen(fd, "w") as f:
                 f.write(line + "\n")
             os.chmod(tmp_hash, 0o644)

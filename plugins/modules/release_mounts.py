@@ -41,6 +41,16 @@ options:
     type: list
     elements: path
     default: []
+  partial_files:
+    description:
+      - Files whose interrupted writes to remove. A build killed while it wrote one of them leaves its temporary
+        beside it, named C(.<name>.<random>) as the collection's modules write them (a file or a work directory)
+        or C(.ansible_tmp<random><name>) as Ansible's own copy and template do; those are removed.
+      - Only names derived from these files are touched, so another file of the directory, or a build writing
+        other files into it, is never affected.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -63,6 +73,8 @@ EXAMPLES = r"""
 - name: Clean up after a killed build
   osimage.builder.release_mounts:
     path: /var/tmp/osimage/work
+    partial_files:
+      - /var/tmp/osimage/output/debian-bookworm-os-image.tgz
 """
 
 RETURN = r"""
@@ -82,6 +94,12 @@ detached:
   type: list
   elements: str
   sample: [/dev/loop3]
+removed:
+  description: Temporaries of interrupted writes removed (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/tmp/osimage/output/.debian-bookworm-os-image.tgz.k2j4h1x9]
 restored:
   description: Files restored inside image roots.
   returned: always
@@ -93,6 +111,7 @@ restored:
 """
 
 import os
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -111,6 +130,7 @@ def main():
             path=dict(type="path", required=True),
             detach_loops=dict(type="bool", default=True),
             roots=dict(type="list", elements="path", default=[]),
+            partial_files=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -132,8 +152,35 @@ def main():
         for root in module.params["roots"]:
             if os.path.isdir(root):
                 restored += restore_leftovers(root)
-    module.exit_json(changed=bool(unmounted or detached or restored), unmounted=unmounted,
-                     detached=detached, restored=restored)
+    removed = interrupted_writes(module.params["partial_files"])
+    if not module.check_mode:
+        for stale in removed:
+            if os.path.isdir(stale) and not os.path.islink(stale):
+                shutil.rmtree(stale)
+            else:
+                os.unlink(stale)
+    module.exit_json(changed=bool(unmounted or detached or restored or removed), unmounted=unmounted,
+                     detached=detached, restored=restored, removed=removed)
+
+
+def interrupted_writes(files):
+    """The temporaries a killed write of each file left beside it: the
+    collection's `.<name>.<random>` (files and work directories) and
+    Ansible's `.ansible_tmp<random><name>`."""
+    found = []
+    by_dir = {}
+    for path in files:
+        by_dir.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(os.path.basename(path))
+    for directory, names in sorted(by_dir.items()):
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in sorted(entries):
+            if any(entry.startswith("." + name + ".") or (entry.startswith(".ansible_tmp") and entry.endswith(name))
+                   for name in names):
+                found.append(os.path.join(directory, entry))
+    return found
 
 
 if __name__ == "__main__":

@@ -301,7 +301,7 @@ def main():
     os.makedirs(p["dest_dir"], exist_ok=True)
     if not os.access(p["dest_dir"], os.W_OK):
         module.fail_json(msg="dest_dir=%s is not writable" % p["dest_dir"])
-    work = tempfile.mkdtemp(prefix=".stemcell-", dir=p["dest_dir"])
+    work = tempfile.mkdtemp(prefix=".%s." % filename, dir=p["dest_dir"])
     tmp = os.path.join(work, filename)
     try:
         image, sha1 = pack_image(module, runner, p, work)

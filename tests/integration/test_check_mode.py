@@ -210,7 +210,10 @@ def release_mounts(w, stack, keys):
     point.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "check-mode", str(point)], check=True)
     stack.callback(subprocess.run, ["umount", str(point)], check=True)
-    return entry({"path": str(w / "work")})
+    # And a temporary a killed write left beside an artifact: reported, kept.
+    (w / "out").mkdir()
+    (w / "out" / ".image.tgz.a1b2c3d4").write_bytes(b"half")
+    return entry({"path": str(w / "work"), "partial_files": [str(w / "out" / "image.tgz")]})
 
 
 def root_guard(w, stack, keys):

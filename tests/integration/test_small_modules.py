@@ -33,6 +33,28 @@ def test_release_mounts_unmounts_deepest_first_and_detaches_loops(tmp_path):
     assert run_module("release_mounts", {"path": str(work)})["changed"] is False
 
 
+def test_release_mounts_removes_what_killed_writes_left_and_nothing_else(tmp_path):
+    out = tmp_path / "output"
+    (out / ".kurmaos.raw.gpt_image-k2j4h1x9").mkdir(parents=True)  # a module's work directory
+    (out / ".kurmaos.raw.gpt_image-k2j4h1x9" / "root.img").write_bytes(b"half")
+    (out / ".kurma.tar.gz.stamp.json.a1b2c3d4").write_text("{")  # the stamp's temporary
+    (out / ".ansible_tmpq8w7e6r5kurmaos.vmx").write_text("half")  # Ansible's copy/template
+    keep = [".gitignore", ".other.img.a1b2c3d4", "kurmaos.raw", ".kurmaos.raw"]
+    for name in keep:
+        (out / name).write_text("keep")
+    files = [str(out / "kurma.tar.gz"), str(out / "kurmaos.raw"), str(out / "kurmaos.vmx")]
+    stale = sorted(str(out / n) for n in (".kurma.tar.gz.stamp.json.a1b2c3d4", ".kurmaos.raw.gpt_image-k2j4h1x9",
+                                          ".ansible_tmpq8w7e6r5kurmaos.vmx"))
+    check = run_module("release_mounts", {"path": str(tmp_path / "work"), "partial_files": files}, check=True)
+    assert check["changed"] is True and sorted(check["removed"]) == stale
+    assert len(os.listdir(out)) == 3 + len(keep)
+    res = run_module("release_mounts", {"path": str(tmp_path / "work"), "partial_files": files})
+    assert res["changed"] is True and sorted(res["removed"]) == stale
+    assert sorted(os.listdir(out)) == sorted(keep)
+    again = run_module("release_mounts", {"path": str(tmp_path / "work"), "partial_files": files})
+    assert again["changed"] is False and again["removed"] == []
+
+
 def test_release_mounts_refuses_root():
     res = run_module("release_mounts", {"path": "/"})
     assert res.get("failed") is True and "path=/" in res["msg"]
