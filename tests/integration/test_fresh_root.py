@@ -45,7 +45,7 @@ SITE_CONFIG = ["/usr/local/share/ca-certificates", "/etc/pip.conf"]
 # tests whose tools only the test set-up brings (gpg-agent: the trust-chain
 # tests; git and ansible-galaxy: the collection tarball; ruff, ansible-lint,
 # antsibull-changelog, ansible-builder: the lint tests) and the unit tests.
-FRESH_ROOT_TESTS = ['-m "not slow"', "tests/unit", "tests/lint/test_lint.py", "tests/lint/test_changelog.py",
+FRESH_ROOT_TESTS = ['-m "not slow"', "tests/unit", "tests/lint/test_changelog.py",
                     "tests/lint/test_execution_environment.py", "tests/integration/test_archive_keyring.py",
                     "tests/integration/test_collection_install.py"]
 

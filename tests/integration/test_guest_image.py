@@ -409,7 +409,7 @@ def test_a_verity_image_boots_and_a_flipped_byte_does_not(guest_build, tmp_path)
 
 @pytest.mark.parametrize("stage", faults.stages("image", ["rootfs", "image", "initrd", "kernel", "install"]))
 def test_a_build_killed_in_a_stage_is_finished_by_the_next_run(guest_build, tmp_path, stage):
-    """SIGKILL to the build's process group a second into `image` (the
+    """SIGKILL to the whole build a second into `image` (the
     suite's sample; benchmarks/fault_sweep.sh kills every stage): the next
     run completes, leaving nothing mounted, attached or half-written."""
     faults.survive_kill(PLAYBOOK, guest_build["vars"], "guest_image", stage, str(tmp_path), delay=1.0,

@@ -328,7 +328,7 @@ def test_the_vm_image(kurma, tmp_path):
 
 @pytest.mark.parametrize("stage", faults.stages("vm", ["stage4", "kernel", "acis", "initrd", "release", "vm"]))
 def test_a_build_killed_in_a_stage_is_finished_by_the_next_run(kurma, tmp_path, stage):
-    """SIGKILL to the build's process group a second into `vm` (the disk's
+    """SIGKILL to the whole build a second into `vm` (the disk's
     loop devices and mounts; the suite's sample, benchmarks/fault_sweep.sh
     kills every stage): the next run completes, leaving nothing mounted,
     attached or half-written."""

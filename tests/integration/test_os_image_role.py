@@ -230,12 +230,12 @@ def test_an_interrupted_build_leaves_no_mounts(build, tmp_path):
     assert not os.path.exists(os.path.join(chroot, "usr/sbin/policy-rc.d"))
 
 
-@pytest.mark.parametrize("stage", faults.stages("bosh_log_audit_start", STAGES))
+@pytest.mark.parametrize("stage", faults.stages("os_image_tarball", STAGES))
 def test_a_build_killed_in_a_stage_is_finished_by_the_next_run(build, tmp_path, stage):
-    """SIGKILL to the build's process group a second into bosh_log_audit_start
-    (the suite's sample; benchmarks/fault_sweep.sh kills every stage): the
-    next run, resumed there, completes, leaving nothing mounted or
-    half-written."""
+    """SIGKILL to the whole build a second into os_image_tarball (the tarball
+    half-written beside its final name; the suite's sample,
+    benchmarks/fault_sweep.sh kills every stage): the next run, resumed
+    there, completes, leaving nothing mounted or half-written."""
     dirs = build[0]
     extra = {"osimage_work_dir": dirs["osimage_work_dir"], "osimage_output_dir": str(tmp_path / "output")}
     faults.survive_kill(PLAYBOOK, extra, "os_image", stage, str(tmp_path / "fault"), delay=1.0,

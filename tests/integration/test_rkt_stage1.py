@@ -226,11 +226,11 @@ def test_no_config_for_the_kernel_version(tmp_path):
 # Versions that cannot be names are tests/integration/test_bad_input.py's table.
 
 
-@pytest.mark.parametrize("stage", faults.stages("rootfs", ["config", "kernel", "rootfs", "aci"]))
+@pytest.mark.parametrize("stage", faults.stages("aci", ["config", "kernel", "rootfs", "aci"]))
 def test_a_build_killed_in_a_stage_is_finished_by_the_next_run(stage1, tmp_path, stage):
-    """SIGKILL to the build's process group a second into a stage
-    (`rootfs` in the suite's sample; benchmarks/fault_sweep.sh kills every stage): the next
-    run completes, leaving nothing mounted, attached or half-written."""
+    """SIGKILL to the whole build a second into a stage (`aci` in the suite's
+    sample; benchmarks/fault_sweep.sh kills every stage): the next run
+    completes, leaving nothing mounted, attached or half-written."""
     base, _results = stage1
     faults.survive_kill(PLAYBOOK, vars_for(base), "rkt_stage1", stage, str(tmp_path), delay=1.0,
                         expect=["stage1-kvm-1.30.0-linux-6.1.aci"])
