@@ -22,15 +22,20 @@ def test_release_mounts_unmounts_deepest_first_and_detaches_loops(tmp_path):
     subprocess.run(["mount", dev, str(work / "mnt")], check=True)
     (work / "mnt/proc").mkdir()
     subprocess.run(["mount", "-t", "proc", "proc", str(work / "mnt/proc")], check=True)
-    check = run_module("release_mounts", {"path": str(work)}, check=True)
-    assert check["changed"] is True and check["unmounted"][0].endswith("/mnt/proc")
-    assert len(mounts_under(str(work))) == 2
-    res = run_module("release_mounts", {"path": str(work)})
-    assert res["changed"] is True
-    assert res["unmounted"] == [str(work / "mnt/proc"), str(work / "mnt")]
-    assert res["detached"] == [dev]
-    assert mounts_under(str(work)) == [] and loops_under(str(work)) == []
-    assert run_module("release_mounts", {"path": str(work)})["changed"] is False
+    try:
+        check = run_module("release_mounts", {"path": str(work)}, check=True)
+        assert check["changed"] is True and check["unmounted"][0].endswith("/mnt/proc")
+        assert len(mounts_under(str(work))) == 2
+        res = run_module("release_mounts", {"path": str(work)})
+        assert res["changed"] is True
+        assert res["unmounted"] == [str(work / "mnt/proc"), str(work / "mnt")]
+        assert res["detached"] == [dev]
+        assert mounts_under(str(work)) == [] and loops_under(str(work)) == []
+        assert run_module("release_mounts", {"path": str(work)})["changed"] is False
+    finally:
+        # A failing module must not leave the test's own mounts on the host.
+        subprocess.run(["umount", "-R", str(work / "mnt")], check=False, capture_output=True)
+        subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
 
 
 def test_release_mounts_removes_what_killed_writes_left_and_nothing_else(tmp_path):
