@@ -13,10 +13,13 @@ Used by the suite's sample (one stage per pipeline, in each pipeline's test
 file) and by benchmarks/fault_sweep.sh, which kills every stage of every
 pipeline and prints `faults survived: S/T, leaked: L`."""
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -26,6 +29,7 @@ from tests.conftest import BIN, REPO, ansible_env, failed_msgs, loops_under, mou
 # OSIMAGE_FAULT_SWEEP=all: every stage of every pipeline (benchmarks/fault_sweep.sh);
 # otherwise each pipeline's test kills its one sample stage.
 SWEEP = os.environ.get("OSIMAGE_FAULT_SWEEP") == "all"
+PAYLOADS = os.path.join(tempfile.gettempdir(), "ansible_*_payload_*")
 # One row per kill, for the summary the suite prints (tests/conftest.py).
 RESULTS = []
 
@@ -77,6 +81,7 @@ def kill_at_stage(playbook, extra_vars, prefix, stage, scratch, delay=0.0, timeo
     vars_ = dict(extra_vars)
     vars_["%s_pre_stage_hooks" % prefix] = {stage: hook}
     log = open(os.path.join(scratch, "killed-run.log"), "w")
+    payloads = set(glob.glob(PAYLOADS))
     started = time.monotonic()
     proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), playbook, "-e", json.dumps(vars_)],
                             cwd=REPO, env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default"),
@@ -95,6 +100,10 @@ def kill_at_stage(playbook, extra_vars, prefix, stage, scratch, delay=0.0, timeo
         kill_tree(proc.pid)
         proc.wait(timeout=60)
         log.close()
+        # Ansible's own leftovers of the killed module (its unpacked module
+        # code under the temporary directory): the test's litter, not the build's.
+        for stale in set(glob.glob(PAYLOADS)) - payloads:
+            shutil.rmtree(stale, ignore_errors=True)
     return round(killed_at, 1)
 
 

@@ -1,9 +1,11 @@
 """Linters are tests too: ruff over the Python, ansible-lint (production
 profile) over roles, playbooks and molecule scenarios."""
 import ast
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 
@@ -16,6 +18,7 @@ from tests.conftest import BIN, REPO
 # ~/.ansible/collections, where a copy of this collection installed earlier
 # (by hand, or by a tool run elsewhere) would shadow the checkout.
 LINT_HOME = tempfile.mkdtemp(prefix="osimage-lint-home-")
+atexit.register(shutil.rmtree, LINT_HOME, True)
 
 
 def run(argv):
