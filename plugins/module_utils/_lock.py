@@ -165,11 +165,7 @@ def cache_lock(directory, what, fail=None):
 # as long as the build on the build host (build_owner):
 # - a local connection: the topmost ansible-playbook (or ansible) ancestor,
 #   the controller itself (its workers are forks of it with the same
-#   command line). When it leads its process group (a shell's job, the
-#   usual case) the build also lives while any process of that group does:
-#   the modules of a local connection run in it, so a task left running
-#   after only the controller was killed keeps the lock until it ends; a
-#   kill of the whole group (Ctrl-C, SIGKILL to the group) ends them all;
+#   command line);
 # - SSH: the nearest sshd session process. It lives as long as the SSH
 #   connection: with OpenSSH's ControlPersist (the ssh connection plugin's
 #   default) that is the whole play, and a killed controller releases the
@@ -179,6 +175,11 @@ def cache_lock(directory, what, fail=None):
 #   release (the limit of watching a process on the build host).
 # - otherwise the session leader of the module's process, or the pid the
 #   caller names (owner_pid).
+# The build also lives while any process the owner started lives: Ansible
+# runs each worker in a session of its own (setsid), so a task left running
+# after only the controller was killed is in no group of the controller's;
+# the holder follows the owner's process tree (pid and start of every
+# descendant, once a second) and keeps the lock until the last of them ends.
 # A process is identified by pid and start time (/proc/<pid>/stat field 22),
 # so a reused pid is not taken for the build.
 OWNER_PROGRAMS = ("ansible-playbook", "ansible")
@@ -252,46 +253,44 @@ def ancestors(pid=None):
     return chain
 
 
-def process_group(pid):
-    """`pid`'s process group when `pid` leads it, else None."""
-    try:
-        return pid if os.getpgid(pid) == pid else None
-    except OSError:
-        return None
-
-
-def group_alive(pgid):
-    """Whether a live process other than this one is in process group `pgid`."""
-    if not pgid:
-        return False
-    me = os.getpid()
+def descendants(roots):
+    """{pid: start} of the live processes started by any of `roots` (a
+    {pid: start} of live processes), at any depth, roots included; a
+    zombie counts as gone."""
+    children = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        fields = _stat_fields(int(name))
-        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields and fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(name))
+    found = {pid: start for pid, start in roots.items() if alive(pid, start)}
+    todo = list(found)
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            start = process_start(pid)
+            if pid not in found and start is not None:
+                found[pid] = start
+                todo.append(pid)
+    return found
 
 
 def build_owner(owner_pid=None):
-    """(pid, start, how, process group or None) of the process whose life is
-    the build's, or None."""
+    """(pid, start, how) of the process whose life is the build's, or None."""
     if owner_pid:
         start = process_start(owner_pid)
-        return (owner_pid, start, "owner_pid", None) if start is not None else None
+        return (owner_pid, start, "owner_pid") if start is not None else None
     chain = ancestors()
     controller = [p for p in chain
                   if any(os.path.basename(a) in OWNER_PROGRAMS for a in _cmdline(p)[:2])]
     if controller:
         pid = controller[-1]
-        return pid, process_start(pid), "ansible controller", process_group(pid)
+        return pid, process_start(pid), "ansible controller"
     for pid in chain:
         if _comm(pid).startswith("sshd"):
-            return pid, process_start(pid), "sshd session", None
+            return pid, process_start(pid), "sshd session"
     leader = os.getsid(0)
     if leader not in (0, 1, os.getpid()) and process_start(leader) is not None:
-        return leader, process_start(leader), "session leader", None
+        return leader, process_start(leader), "session leader"
     return None
 
 
@@ -333,7 +332,8 @@ def _close_other_fds(keep):
 def _hold(fd, report, record, owner):
     """The holder process (never returns): detached from the module's
     session and pipes, it records itself in the lock file, reports the
-    record on `report`, then keeps the lock while the owner lives."""
+    record on `report`, then keeps the lock while the owner or any process
+    it started lives."""
     try:
         os.setsid()
         if os.fork() > 0:
@@ -353,8 +353,12 @@ def _hold(fd, report, record, owner):
         os.pwrite(fd, data + b"\n", 0)
         os.write(report, data)
         os.close(report)
-        while alive(owner[0], owner[1]) or group_alive(owner[3]):
+        me = os.getpid()
+        build = {owner[0]: owner[1]}
+        while build:
             time.sleep(HOLDER_POLL_SECONDS)
+            build = descendants(build)
+            build.pop(me, None)
     except BaseException:  # noqa: BLE001  # pylint: disable=broad-except
         pass
     os._exit(0)
@@ -362,7 +366,7 @@ def _hold(fd, report, record, owner):
 
 def hold_for_build(directory, owner, timeout=None, what="directory", fail=None, hint=None):
     """Take the lock of `directory` (which must exist) for the build `owner`
-    (pid, start, how, process group), waiting up to `timeout` seconds (default:
+    (pid, start, how), waiting up to `timeout` seconds (default:
     OSIMAGE_LOCK_TIMEOUT or DEFAULT_TIMEOUT), and hand it to a holder process.
     Returns the holder's record (pid, pid_start, owner, build, started: when
     the build's process started, locked, holder_pid, holder_start). On a
@@ -373,7 +377,7 @@ def hold_for_build(directory, owner, timeout=None, what="directory", fail=None, 
     fd = os.open(lock_path(directory), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         _wait_for_lock(fd, directory, timeout, what, fail, hint)
-        record = {"pid": owner[0], "pid_start": owner[1], "owner": owner[2], "group": owner[3],
+        record = {"pid": owner[0], "pid_start": owner[1], "owner": owner[2],
                   "build": describe(owner[0]),
                   "directory": directory,
                   "started": started_utc(owner[1]) or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

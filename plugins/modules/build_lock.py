@@ -20,15 +20,15 @@ description:
   - Each task is its own process, so the lock is kept by a small holder process started here, detached from the
     task. It ends when released, or by itself when the build that took it is gone (within a second), so a killed
     build (SIGKILL, a lost connection) never leaves a held lock; the kernel releases a flock when its holder exits.
-  - The build is the topmost C(ansible-playbook) (or C(ansible)) ancestor of the task on a local connection (and,
-    when it leads its process group, every process of that group, so a task left running after only the controller
-    was killed keeps the lock until it ends), the nearest C(sshd) session process over SSH, else the session leader,
-    or O(owner_pid). Over SSH the lock lives as
+  - The build is the topmost C(ansible-playbook) (or C(ansible)) ancestor of the task on a local connection, the
+    nearest C(sshd) session process over SSH, else the session leader, or O(owner_pid), together with every process
+    it started (Ansible runs its workers in sessions of their own, so a task left running after only the controller
+    was killed is followed through the process tree and keeps the lock until it ends). Over SSH the lock lives as
     long as the SSH connection that took it; with OpenSSH's C(ControlPersist) (the C(ssh) connection plugin's
     default) that is the whole play, and a killed controller frees it when the master connection ends. With a
     connection per task (C(paramiko)) the lock ends with the task that took it, so it guards nothing later; use the
     C(ssh) connection for builds that share a build host. A task still running on the build host after its SSH
-    connection was lost is not watched.
+    connection was lost keeps the lock while it runs (it was started by the sshd session).
 version_added: 0.2.0
 author: osimage.builder contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -115,7 +115,6 @@ holder:
     pid: 41230
     pid_start: 881234
     owner: ansible controller
-    group: 41230
     build: python3 ansible-playbook playbooks/build-os-image.yml
     started: "2026-12-01T16:30:00Z"
     locked: "2026-12-01T16:30:04Z"

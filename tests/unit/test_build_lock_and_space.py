@@ -55,23 +55,25 @@ def test_the_holder_ends_when_the_build_is_killed(tmp_path, owner):
     assert not _lock.alive(record["holder_pid"], record["holder_start"])
 
 
-def test_a_build_leading_its_process_group_lives_while_the_group_does(tmp_path):
-    # The controller (sh) leads its group; a task it started (sleep) is in it.
-    build = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+@pytest.mark.parametrize("task", ["sleep 60", "setsid sleep 60"], ids=["same group", "own session"])
+def test_a_build_lives_while_a_process_it_started_does(tmp_path, task):
+    # The controller (sh) starts a task (sleep): in its group, or in a session
+    # of its own as Ansible's workers are (setsid).
+    build = subprocess.Popen(["sh", "-c", "%s & wait" % task], start_new_session=True)
     try:
         children = "/proc/%d/task/%d/children" % (build.pid, build.pid)
         assert wait_until(lambda: open(children).read().strip()), "sh started no task"
-        owner = _lock.build_owner(build.pid)
-        owner = owner[:3] + (_lock.process_group(build.pid),)
-        assert owner[3] == build.pid
-        record = _lock.hold_for_build(str(tmp_path), owner, timeout=1)
-        assert record["group"] == build.pid
+        kid = int(open(children).read().split()[0])
+        assert wait_until(lambda: open("/proc/%d/cmdline" % kid).read().startswith("sleep")), "no sleep yet"
+        record = _lock.hold_for_build(str(tmp_path), _lock.build_owner(build.pid), timeout=1)
+        time.sleep(1.5)  # the holder has seen the task
         os.kill(build.pid, 9)  # only the controller
         build.wait()
         time.sleep(2.5)
         assert not _lock.is_free(str(tmp_path)), "released while a task of the build still ran"
-        os.killpg(build.pid, 9)  # the rest of the group
-        assert wait_until(lambda: _lock.is_free(str(tmp_path)), 5), "the lock outlived the build's group"
+        os.kill(kid, 9)  # the task
+        assert wait_until(lambda: _lock.is_free(str(tmp_path)), 5), "the lock outlived the build's last process"
+        assert not _lock.alive(record["holder_pid"], record["holder_start"])
     finally:
         try:
             os.killpg(build.pid, 9)
