@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import tarfile
 import time
@@ -199,20 +198,7 @@ def test_sigkill_during_image_create_then_the_next_run_completes(stemcell, tmp_p
         proc.kill()
         pytest.fail("image_create never attached its loop device and mounted it")
     # SIGKILL everything of that build: ansible-playbook, its workers, the module.
-    kids = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=False).stdout
-    tree, todo = {proc.pid}, [proc.pid]
-    pairs = [tuple(map(int, line.split())) for line in kids.splitlines()]
-    while todo:
-        parent = todo.pop()
-        for pid, ppid in pairs:
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                todo.append(pid)
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    faults.kill_tree(proc.pid)
     proc.wait(timeout=60)
     time.sleep(1)
     assert loops_under(build), "the kill should have left the loop device behind"
