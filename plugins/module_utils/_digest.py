@@ -37,6 +37,7 @@ import os
 import stat
 import tempfile
 
+from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
 from ansible_collections.osimage.builder.plugins.module_utils._tree import walk_tree
 
 CHUNK = 1024 * 1024
@@ -198,7 +199,6 @@ def write_text_atomically(dest, text, mode=0o644):
         if os.path.exists(tmp):
             os.unlink(tmp)
         # A full disk names the directory and the bytes needed.
-        from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
         if is_no_space(exc):
             raise no_space(exc, dest, "writing %s" % dest, needed=len(text.encode())) from exc
         raise
