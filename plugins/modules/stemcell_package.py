@@ -196,7 +196,7 @@ from ansible_collections.osimage.builder.plugins.module_utils._digest import (
 )
 from ansible_collections.osimage.builder.plugins.module_utils._disk import tree_fingerprint
 from ansible_collections.osimage.builder.plugins.module_utils._runner import CommandRunner
-from ansible_collections.osimage.builder.plugins.module_utils._space import is_no_space, no_space
+from ansible_collections.osimage.builder.plugins.module_utils._space import disk_full_is_an_error
 from ansible_collections.osimage.builder.plugins.module_utils._stemcell import (
     MEMBERS,
     VERSION_RE,
@@ -304,49 +304,45 @@ def main():
     work = tempfile.mkdtemp(prefix=".%s." % filename, dir=p["dest_dir"])
     tmp = os.path.join(work, filename)
     try:
-        image, sha1 = pack_image(module, runner, p, work)
-        mf = manifest(p["version"], p["infrastructure"], hyp, p["os_name"], p["os_distro"], p["disk_format"],
-                      sha1, p["disk_mb"], p["architecture"], p["api_version"], p["cloud_properties"])
-        stage = os.path.join(work, "stemcell")
-        os.makedirs(stage)
-        os.rename(image, os.path.join(stage, "image"))
-        with open(os.path.join(stage, "stemcell.MF"), "w") as f:
-            f.write(to_yaml(mf) + "\n")
-        with open(os.path.join(stage, "packages.txt"), "w") as f:
-            f.write(packages_txt(runner, p["root"]))
-        with open(os.path.join(stage, "dev_tools_file_list.txt"), "w") as f:
-            f.write(dev_tools(p["root"]))
-        with open(status) as f:
-            packages = parse_dpkg_status(f.read())
-        for pkg in packages:
-            pkg["distro"] = p["os_distro"]
-        created = datetime.datetime.fromtimestamp(p["source_date_epoch"], datetime.timezone.utc)
-        with open(os.path.join(stage, "sbom.spdx.json"), "w") as f:
-            json.dump(spdx_sbom(mf["name"] + "-" + p["version"], packages, created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                filename), f, indent=2, sort_keys=True)
-        for name in MEMBERS:
-            os.chmod(os.path.join(stage, name), 0o644)
-        stream_pack(runner, tar_create_argv(stage, [], p["source_date_epoch"], members=MEMBERS),
-                    pick_compressor(module, "gzip"), tmp)
-        with tarfile.open(tmp) as tar:
-            members = tar.getnames()
-        problems = member_problems(members)
-        if problems:
-            module.fail_json(msg="the stemcell tarball is not BOSH's layout: %s" % "; ".join(problems))
-        art = artifact(tmp)
-        module.atomic_move(tmp, dest)
-        os.chmod(dest, 0o644)
-        art["path"] = dest
-        facts = {"manifest": mf, "image_sha1": sha1, "members": members}
-        write_stamp(dest, "stemcell_package", inputs, {dest: art["sha256"]}, facts=facts)
-        outputs = dict(facts, artifact=art, sha256=art["sha256"], filename=filename)
-    except OSError as exc:
         # A full dest_dir while the stemcell is staged there: a clear error
         # naming the directory (the work directory goes, as after any failure).
-        if not is_no_space(exc):
-            raise
-        error = no_space(exc, p["dest_dir"], "staging the stemcell", param="dest_dir")
-        module.fail_json(msg=str(error), **error.details())
+        with disk_full_is_an_error(module.fail_json, p["dest_dir"], "staging the stemcell", param="dest_dir"):
+            image, sha1 = pack_image(module, runner, p, work)
+            mf = manifest(p["version"], p["infrastructure"], hyp, p["os_name"], p["os_distro"], p["disk_format"],
+                          sha1, p["disk_mb"], p["architecture"], p["api_version"], p["cloud_properties"])
+            stage = os.path.join(work, "stemcell")
+            os.makedirs(stage)
+            os.rename(image, os.path.join(stage, "image"))
+            with open(os.path.join(stage, "stemcell.MF"), "w") as f:
+                f.write(to_yaml(mf) + "\n")
+            with open(os.path.join(stage, "packages.txt"), "w") as f:
+                f.write(packages_txt(runner, p["root"]))
+            with open(os.path.join(stage, "dev_tools_file_list.txt"), "w") as f:
+                f.write(dev_tools(p["root"]))
+            with open(status) as f:
+                packages = parse_dpkg_status(f.read())
+            for pkg in packages:
+                pkg["distro"] = p["os_distro"]
+            created = datetime.datetime.fromtimestamp(p["source_date_epoch"], datetime.timezone.utc)
+            with open(os.path.join(stage, "sbom.spdx.json"), "w") as f:
+                json.dump(spdx_sbom(mf["name"] + "-" + p["version"], packages, created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                    filename), f, indent=2, sort_keys=True)
+            for name in MEMBERS:
+                os.chmod(os.path.join(stage, name), 0o644)
+            stream_pack(runner, tar_create_argv(stage, [], p["source_date_epoch"], members=MEMBERS),
+                        pick_compressor(module, "gzip"), tmp)
+            with tarfile.open(tmp) as tar:
+                members = tar.getnames()
+            problems = member_problems(members)
+            if problems:
+                module.fail_json(msg="the stemcell tarball is not BOSH's layout: %s" % "; ".join(problems))
+            art = artifact(tmp)
+            module.atomic_move(tmp, dest)
+            os.chmod(dest, 0o644)
+            art["path"] = dest
+            facts = {"manifest": mf, "image_sha1": sha1, "members": members}
+            write_stamp(dest, "stemcell_package", inputs, {dest: art["sha256"]}, facts=facts)
+            outputs = dict(facts, artifact=art, sha256=art["sha256"], filename=filename)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result.update(changed=True, **outputs)
